@@ -1,0 +1,298 @@
+"""Every error frontdesk raises, in one tree rooted at `FrontdeskError`.
+
+Catch `FrontdeskError` for "anything frontdesk refused", or a branch for one kind of
+trouble. Each error carries its context as attributes, and its message says what to do.
+
+    FrontdeskError
+    ├── ConfigError
+    │   └── InvalidAgentConfigError       .agent_id .distribution .problems
+    ├── RegistryError
+    │   ├── AgentNotFoundError            .agent_id .available
+    │   ├── DuplicateAgentError           .agent_id .distributions
+    │   └── PluginLoadError               .distribution .version .entry_point
+    ├── StorageError
+    │   ├── StorageNotFoundError          .name .available
+    │   └── StorageUnavailableError       .operation .may_have_applied
+    └── SessionError                      .session_id
+        ├── SessionNotFoundError
+        ├── SessionClosedError            .status
+        ├── InvalidTransitionError        .agent_id .current_mode .requested_mode .allowed
+        └── ConflictError
+            ├── VersionConflictError      .expected_version .current_version
+            ├── TurnNumberTakenError      .turn_number
+            └── SessionAlreadyActiveError .existing_session_id .conversation_id .agent_id
+
+`VersionConflictError` is the one a caller retries (see `SessionManager.retry_on_conflict`);
+the other conflicts are decisions, not races, and retrying them changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import ConfigProblem
+
+__all__ = [
+    "AgentNotFoundError",
+    "ConfigError",
+    "ConflictError",
+    "DuplicateAgentError",
+    "FrontdeskError",
+    "InvalidAgentConfigError",
+    "InvalidTransitionError",
+    "PluginLoadError",
+    "RegistryError",
+    "SessionAlreadyActiveError",
+    "SessionClosedError",
+    "SessionError",
+    "SessionNotFoundError",
+    "StorageError",
+    "StorageNotFoundError",
+    "StorageUnavailableError",
+    "TurnNumberTakenError",
+    "VersionConflictError",
+]
+
+
+def _names(items: Iterable[str]) -> str:
+    listed = ", ".join(sorted(items))
+    return listed or "none"
+
+
+class FrontdeskError(Exception):
+    """Base class of every error frontdesk raises."""
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+class ConfigError(FrontdeskError):
+    """An agent configuration could not be used."""
+
+
+class InvalidAgentConfigError(ConfigError, ValueError):
+    """An agent configuration broke one or more rules.
+
+    Every problem is reported at once, each naming its field (`states.initial`,
+    `thresholds.proceed`, ...). `distribution` names the installed package the
+    configuration came from, or is None for a configuration built in code.
+    """
+
+    def __init__(
+        self,
+        agent_id: str | None,
+        problems: Sequence[ConfigProblem],
+        *,
+        distribution: str | None = None,
+    ) -> None:
+        self.agent_id = agent_id
+        self.problems = tuple(problems)
+        self.distribution = distribution
+        who = f"agent {agent_id!r}" if agent_id else "agent config"
+        if distribution:
+            who += f" from distribution {distribution!r}"
+        lines = [f"  - {problem.field}: {problem.message}" for problem in self.problems]
+        count = len(self.problems)
+        super().__init__(
+            f"invalid {who} ({count} problem{'s' if count != 1 else ''}):\n" + "\n".join(lines)
+        )
+
+    def with_distribution(self, distribution: str) -> InvalidAgentConfigError:
+        """The same error, naming the distribution the configuration came from."""
+        return InvalidAgentConfigError(self.agent_id, self.problems, distribution=distribution)
+
+
+# -- registry --------------------------------------------------------------------------------
+
+
+class RegistryError(FrontdeskError):
+    """The agent registry could not do what was asked."""
+
+
+class AgentNotFoundError(RegistryError, LookupError):
+    """No agent with this id is registered."""
+
+    def __init__(self, agent_id: str, available: Iterable[str]) -> None:
+        self.agent_id = agent_id
+        self.available = tuple(sorted(available))
+        super().__init__(
+            f"no agent {agent_id!r} is registered; available agents: {_names(self.available)}. "
+            "Install the package that provides it, or register it with AgentRegistry.register()."
+        )
+
+
+class DuplicateAgentError(RegistryError):
+    """Two sources claim the same agent id, so using it would be a guess."""
+
+    def __init__(self, agent_id: str, distributions: Iterable[str]) -> None:
+        self.agent_id = agent_id
+        self.distributions = tuple(distributions)
+        super().__init__(
+            f"agent id {agent_id!r} is claimed by more than one source: "
+            f"{', '.join(self.distributions)}. Uninstall one of them, or restrict loading "
+            "with FRONTDESK_LOAD_PLUGINS."
+        )
+
+
+class PluginLoadError(RegistryError):
+    """An agent package failed to load (raised only when FRONTDESK_STRICT_PLUGINS=1)."""
+
+    def __init__(self, distribution: str, version: str, entry_point: str, error: str) -> None:
+        self.distribution = distribution
+        self.version = version
+        self.entry_point = entry_point
+        self.error = error
+        super().__init__(
+            f"agent package {distribution} {version} (entry point {entry_point}) failed to "
+            f"load: {error}. Fix or uninstall it, or unset FRONTDESK_STRICT_PLUGINS to skip it."
+        )
+
+
+# -- storage ---------------------------------------------------------------------------------
+
+
+class StorageError(FrontdeskError):
+    """A storage backend could not be chosen or could not complete an operation."""
+
+
+class StorageNotFoundError(StorageError, LookupError):
+    """No storage backend is installed under this name."""
+
+    def __init__(self, name: str, available: Iterable[str]) -> None:
+        self.name = name
+        self.available = tuple(sorted(available))
+        super().__init__(
+            f"no storage backend named {name!r}; installed backends: {_names(self.available)}. "
+            "Check FRONTDESK_STORAGE, or install the extra that provides it "
+            "(for example frontdesk[supabase])."
+        )
+
+
+class StorageUnavailableError(StorageError):
+    """The backend could not be reached or failed while working.
+
+    `may_have_applied` is True when the request may have reached the store before
+    the failure (a write that timed out): re-read the session before deciding what to do.
+    """
+
+    def __init__(self, operation: str, detail: str, *, may_have_applied: bool) -> None:
+        self.operation = operation
+        self.detail = detail
+        self.may_have_applied = may_have_applied
+        outcome = (
+            "it may have been applied: re-read the session before retrying"
+            if may_have_applied
+            else "nothing was written: it is safe to retry"
+        )
+        super().__init__(f"storage operation {operation!r} failed ({detail}); {outcome}.")
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+class SessionError(FrontdeskError):
+    """A session operation was refused."""
+
+    def __init__(self, message: str, *, session_id: str | None) -> None:
+        self.session_id = session_id
+        super().__init__(message)
+
+
+class SessionNotFoundError(SessionError, LookupError):
+    """No session with this id exists in the manager's workspace."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id} not found in this workspace; check the id and the "
+            "workspace_id the SessionManager was created with.",
+            session_id=session_id,
+        )
+
+
+class SessionClosedError(SessionError):
+    """The session is closed or handed off, so it takes no more writes."""
+
+    def __init__(self, session_id: str, status: str) -> None:
+        self.status = status
+        super().__init__(
+            f"session {session_id} is {status} and accepts no more writes; "
+            "start a new session for the conversation.",
+            session_id=session_id,
+        )
+
+
+class InvalidTransitionError(SessionError):
+    """The agent's state machine does not allow this mode change."""
+
+    def __init__(
+        self,
+        session_id: str | None,
+        *,
+        agent_id: str,
+        current_mode: str | None,
+        requested_mode: str,
+        allowed: Iterable[str],
+    ) -> None:
+        self.agent_id = agent_id
+        self.current_mode = current_mode
+        self.requested_mode = requested_mode
+        self.allowed = tuple(allowed)
+        where = f"from {current_mode!r}" if current_mode is not None else "as the initial mode"
+        super().__init__(
+            f"agent {agent_id!r} cannot move to mode {requested_mode!r} {where}; "
+            f"allowed: {', '.join(self.allowed) or 'none (final mode)'}.",
+            session_id=session_id,
+        )
+
+
+class ConflictError(SessionError):
+    """A write collided with another writer or with existing data."""
+
+
+class VersionConflictError(ConflictError):
+    """The session changed since it was read: the write named a stale version.
+
+    Nothing was written. Re-read the session and decide again, or let
+    `SessionManager.retry_on_conflict` do it.
+    """
+
+    def __init__(
+        self, session_id: str, expected_version: int, current_version: int | None = None
+    ) -> None:
+        self.expected_version = expected_version
+        self.current_version = current_version
+        now = f", it is now at version {current_version}" if current_version is not None else ""
+        super().__init__(
+            f"session {session_id} was expected at version {expected_version}{now}; "
+            "another writer got there first. Nothing was written: re-read and retry.",
+            session_id=session_id,
+        )
+
+
+class TurnNumberTakenError(ConflictError):
+    """The caller asked for a turn number the session already has."""
+
+    def __init__(self, session_id: str, turn_number: int) -> None:
+        self.turn_number = turn_number
+        super().__init__(
+            f"session {session_id} already has turn {turn_number}; nothing was written. "
+            "Leave turn_number unset to get the next free number.",
+            session_id=session_id,
+        )
+
+
+class SessionAlreadyActiveError(ConflictError):
+    """The conversation already has an active session with this agent."""
+
+    def __init__(self, existing_session_id: str, *, conversation_id: str, agent_id: str) -> None:
+        self.existing_session_id = existing_session_id
+        self.conversation_id = conversation_id
+        self.agent_id = agent_id
+        super().__init__(
+            f"conversation {conversation_id!r} already has active session "
+            f"{existing_session_id} with agent {agent_id!r}; use it "
+            "(get_or_create_session does this in one call) or close it first.",
+            session_id=existing_session_id,
+        )

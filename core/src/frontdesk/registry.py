@@ -1,0 +1,367 @@
+"""The agent registry: agents registered in code and agents found in installed packages.
+
+`pip install frontdesk-sales` makes the `sales` agent appear: the package names a module in
+the `frontdesk.agents` entry-point group, and `discover()` loads it with pluggy and calls its
+`register_agents` hook. The process-wide `agent_registry` discovers on first use, once.
+
+    from frontdesk import agent_registry
+
+    sales = agent_registry.get("sales")
+
+Discovery is defensive, because one broken package must not take the others down:
+
+- a package whose import or hook fails is recorded (see `plugins`) and skipped, unless
+  `FRONTDESK_STRICT_PLUGINS=1`, which makes it a `PluginLoadError`;
+- `FRONTDESK_LOAD_PLUGINS` lists the distributions to load (comma-separated; empty means
+  none); the others are not imported at all;
+- an agent id claimed by two distributions is kept out, and using it raises
+  `DuplicateAgentError` naming both (see `conflicts`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from importlib.metadata import EntryPoint, entry_points
+
+import pluggy
+from attrs import frozen
+
+from . import hookspecs
+from .config import AgentConfig, AgentSource
+from .errors import (
+    AgentNotFoundError,
+    DuplicateAgentError,
+    InvalidAgentConfigError,
+    PluginLoadError,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "AgentRegistry",
+    "PluginInfo",
+    "PluginStatus",
+    "agent_registry",
+    "get_default_registry",
+    "use_default_registry",
+]
+
+ENTRY_POINT_GROUP = "frontdesk.agents"
+LOAD_PLUGINS_ENV = "FRONTDESK_LOAD_PLUGINS"
+STRICT_PLUGINS_ENV = "FRONTDESK_STRICT_PLUGINS"
+
+_IN_CODE = "(registered in code)"
+
+logger = logging.getLogger(__name__)
+
+
+class PluginStatus(enum.StrEnum):
+    """What discovery did with one agent package."""
+
+    LOADED = "loaded"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+@frozen
+class PluginInfo:
+    """One entry point of the `frontdesk.agents` group and what became of it."""
+
+    distribution: str
+    version: str
+    entry_point: str
+    status: PluginStatus
+    agent_ids: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class AgentRegistry:
+    """Agent configurations by id.
+
+    A registry built in a test starts empty and scans nothing; register agents in a
+    fixture and unregister them after. The default `agent_registry` is built with
+    `autodiscover=True` and loads installed packages the first time it is used.
+
+    >>> registry = AgentRegistry()
+    >>> len(registry)
+    0
+    """
+
+    def __init__(self, *, autodiscover: bool = False) -> None:
+        self._autodiscover = autodiscover
+        self._discovered = False
+        self._lock = threading.RLock()
+        self._agents: dict[str, AgentConfig] = {}
+        self._conflicts: dict[str, builtins.list[str]] = {}
+        self._plugins: tuple[PluginInfo, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"<AgentRegistry agents={sorted(self._agents)!r}>"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, agent_id: str) -> AgentConfig:
+        """The agent with this id.
+
+        Raises `AgentNotFoundError` (listing the ids that exist) when there is none, and
+        `DuplicateAgentError` when two distributions claim it.
+        """
+        self._ensure_discovered()
+        with self._lock:
+            if agent_id in self._conflicts:
+                raise DuplicateAgentError(agent_id, self._conflicts[agent_id])
+            try:
+                return self._agents[agent_id]
+            except KeyError:
+                raise AgentNotFoundError(agent_id, self._agents) from None
+
+    def has(self, agent_id: str) -> bool:
+        """Whether an agent with this id is registered (claimed twice counts: `get` raises)."""
+        self._ensure_discovered()
+        with self._lock:
+            return agent_id in self._agents or agent_id in self._conflicts
+
+    def __contains__(self, agent_id: object) -> bool:
+        return isinstance(agent_id, str) and self.has(agent_id)
+
+    def list(self) -> builtins.list[AgentConfig]:
+        """The usable agents, sorted by id (ids claimed twice are left out: see `conflicts`)."""
+        self._ensure_discovered()
+        with self._lock:
+            return [self._agents[agent_id] for agent_id in sorted(self._agents)]
+
+    def list_ids(self) -> builtins.list[str]:
+        """The ids of the usable agents, sorted."""
+        self._ensure_discovered()
+        with self._lock:
+            return sorted(self._agents)
+
+    def __len__(self) -> int:
+        self._ensure_discovered()
+        with self._lock:
+            return len(self._agents)
+
+    def __iter__(self) -> Iterator[AgentConfig]:
+        return iter(self.list())
+
+    @property
+    def conflicts(self) -> Mapping[str, tuple[str, ...]]:
+        """Agent ids claimed by more than one source, with the sources that claim them."""
+        self._ensure_discovered()
+        with self._lock:
+            return {agent_id: tuple(sources) for agent_id, sources in self._conflicts.items()}
+
+    @property
+    def plugins(self) -> tuple[PluginInfo, ...]:
+        """Every entry point discovery saw: loaded, failed (with the error) or blocked."""
+        self._ensure_discovered()
+        return self._plugins
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def register(self, config: AgentConfig, *, replace: bool = False) -> AgentConfig:
+        """Add an agent; its config was validated when it was built.
+
+        Raises `DuplicateAgentError` when the id is taken, unless `replace` is true.
+        Returns the config, so this works as a one-liner in fixtures.
+        """
+        if not isinstance(config, AgentConfig):
+            raise TypeError(f"register() takes an AgentConfig, got {type(config).__name__}")
+        self._ensure_discovered()
+        with self._lock:
+            self._add(config, replace=replace)
+        logger.debug("registered agent %r from %s", config.id, _label(config.source))
+        return config
+
+    def unregister(self, agent_id: str) -> bool:
+        """Remove an agent (or every claim on a contested id); False if there was none."""
+        self._ensure_discovered()
+        with self._lock:
+            removed = self._agents.pop(agent_id, None) is not None
+            removed = self._conflicts.pop(agent_id, None) is not None or removed
+        if removed:
+            logger.debug("unregistered agent %r", agent_id)
+        return removed
+
+    def clear(self) -> None:
+        """Remove every agent. Discovery does not run again by itself afterwards."""
+        with self._lock:
+            self._discovered = True
+            self._agents.clear()
+            self._conflicts.clear()
+
+    def _add(self, config: AgentConfig, *, replace: bool) -> None:
+        agent_id = config.id
+        if replace:
+            self._conflicts.pop(agent_id, None)
+            self._agents[agent_id] = config
+            return
+        if agent_id in self._conflicts:
+            raise DuplicateAgentError(agent_id, [*self._conflicts[agent_id], _label(config.source)])
+        existing = self._agents.get(agent_id)
+        if existing is not None:
+            raise DuplicateAgentError(agent_id, [_label(existing.source), _label(config.source)])
+        self._agents[agent_id] = config
+
+    # -- discovery -------------------------------------------------------------------------
+
+    def discover(self) -> tuple[PluginInfo, ...]:
+        """Load every agent package in the `frontdesk.agents` entry-point group.
+
+        Scans the installed distributions once per call, honouring
+        FRONTDESK_LOAD_PLUGINS and FRONTDESK_STRICT_PLUGINS, and returns what became of
+        each entry point (also kept in `plugins`). Agents found by an earlier call are
+        replaced; agents registered in code stay.
+        """
+        allowed = _load_filter(os.environ.get(LOAD_PLUGINS_ENV))
+        strict = os.environ.get(STRICT_PLUGINS_ENV, "").strip().lower() in {"1", "true", "yes"}
+        manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        manager.add_hookspecs(hookspecs)
+        with self._lock:
+            self._discovered = True
+            for agent_id in [a for a, c in self._agents.items() if c.source is not None]:
+                del self._agents[agent_id]
+            self._conflicts = {
+                agent_id: sources
+                for agent_id, sources in self._conflicts.items()
+                if _IN_CODE in sources
+            }
+            infos = [
+                self._load(ep, manager, allowed=allowed, strict=strict)
+                for ep in entry_points(group=ENTRY_POINT_GROUP)
+            ]
+            self._plugins = tuple(sorted(infos, key=lambda i: (i.distribution, i.entry_point)))
+        return self._plugins
+
+    def _ensure_discovered(self) -> None:
+        if self._autodiscover and not self._discovered:
+            with self._lock:
+                if not self._discovered:
+                    self.discover()
+
+    def _load(
+        self,
+        ep: EntryPoint,
+        manager: pluggy.PluginManager,
+        *,
+        allowed: frozenset[str] | None,
+        strict: bool,
+    ) -> PluginInfo:
+        distribution = ep.dist.name if ep.dist is not None else "(unknown distribution)"
+        version = ep.dist.version if ep.dist is not None else "?"
+        where = f"{ep.name} = {ep.value}"
+        if allowed is not None and _normalize(distribution) not in allowed:
+            logger.debug("not loading %s: not listed in %s", distribution, LOAD_PLUGINS_ENV)
+            return PluginInfo(distribution, version, where, PluginStatus.BLOCKED)
+        source = AgentSource(distribution=distribution, version=version, entry_point=where)
+        try:
+            configs = _call_plugin(ep, manager, source)
+            for config in configs:
+                if config.id in self._conflicts or config.id in self._agents:
+                    self._claim_twice(config)
+                else:
+                    self._agents[config.id] = config
+        except Exception as exc:  # noqa: BLE001 - any failure in a package is that package's, reported below
+            if isinstance(exc, InvalidAgentConfigError) and exc.distribution is None:
+                exc = exc.with_distribution(distribution)
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning("agent package %s %s failed to load: %s", distribution, version, error)
+            if strict:
+                raise PluginLoadError(distribution, version, where, error) from exc
+            return PluginInfo(distribution, version, where, PluginStatus.FAILED, error=error)
+        ids = tuple(config.id for config in configs)
+        logger.debug("loaded agents %s from %s %s", ", ".join(ids), distribution, version)
+        return PluginInfo(distribution, version, where, PluginStatus.LOADED, agent_ids=ids)
+
+    def _claim_twice(self, config: AgentConfig) -> None:
+        sources = self._conflicts.setdefault(config.id, [])
+        existing = self._agents.pop(config.id, None)
+        if existing is not None:
+            sources.append(_label(existing.source))
+        sources.append(_label(config.source))
+        logger.warning(
+            "agent id %r is claimed by %s; it stays unusable until one is removed",
+            config.id,
+            " and ".join(sources),
+        )
+
+
+def _call_plugin(
+    ep: EntryPoint, manager: pluggy.PluginManager, source: AgentSource
+) -> builtins.list[AgentConfig]:
+    """Import one entry point, register it with pluggy and call its hook, alone."""
+    module = ep.load()
+    name = f"{source.distribution}:{ep.name}"
+    manager.register(module, name=name)
+    manager.check_pending()  # a misspelt hook name fails here, not silently
+    impls = [i for i in manager.hook.register_agents.get_hookimpls() if i.plugin_name == name]
+    if not impls:
+        raise TypeError(
+            f"{ep.value} implements no register_agents hook; "
+            "decorate a register_agents() function with @frontdesk.hookimpl"
+        )
+    configs: builtins.list[AgentConfig] = []
+    for impl in impls:
+        result = impl.function()
+        if isinstance(result, AgentConfig) or result is None:
+            raise TypeError(
+                "register_agents() must return a list of AgentConfig, "
+                f"got {type(result).__name__}"
+            )
+        for item in result:
+            if not isinstance(item, AgentConfig):
+                raise TypeError(
+                    f"register_agents() returned a {type(item).__name__}, expected AgentConfig"
+                )
+            configs.append(item.with_source(source))
+    ids = [config.id for config in configs]
+    repeated = sorted({agent_id for agent_id in ids if ids.count(agent_id) > 1})
+    if repeated:
+        raise ValueError(f"register_agents() returned agent {', '.join(repeated)} twice")
+    return configs
+
+
+def _label(source: AgentSource | None) -> str:
+    return f"{source.distribution} {source.version}" if source else _IN_CODE
+
+
+def _normalize(name: str) -> str:
+    """PEP 503 normalisation, so `frontdesk_sales` and `Frontdesk-Sales` name one package."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _load_filter(value: str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset(_normalize(part.strip()) for part in value.split(",") if part.strip())
+
+
+agent_registry = AgentRegistry(autodiscover=True)
+"""The process-wide registry; it discovers installed agent packages on first use."""
+
+_default = agent_registry
+
+
+def get_default_registry() -> AgentRegistry:
+    """The registry `SessionManager` and the CLI use when none is given.
+
+    It is `agent_registry` unless a test swapped it with `use_default_registry`.
+    """
+    return _default
+
+
+@contextmanager
+def use_default_registry(registry: AgentRegistry) -> Iterator[AgentRegistry]:
+    """Make `registry` the default for the duration of a `with` block (for tests)."""
+    global _default  # noqa: PLW0603 - the one swappable default, restored on exit
+    previous, _default = _default, registry
+    try:
+        yield registry
+    finally:
+        _default = previous
