@@ -23,11 +23,25 @@ from .errors import (
     StorageError,
     StorageNotFoundError,
     StorageUnavailableError,
-    TurnNumberTakenError,
+    TurnNumberConflictError,
     VersionConflictError,
 )
 from .hookspecs import hookimpl
+from .models import (
+    IntentSeen,
+    NewTurn,
+    Role,
+    Session,
+    SessionState,
+    SessionStatus,
+    ToolCall,
+    Turn,
+    TurnStats,
+)
 from .registry import AgentRegistry, PluginInfo, PluginStatus, agent_registry
+from .sessions import SessionChange, SessionManager
+from .storage import CommitResult, StorageBackend, open_storage
+from .storage.memory import InMemoryStorage
 
 __version__ = "0.1.0"
 
@@ -36,30 +50,45 @@ __all__ = [
     "AgentNotFoundError",
     "AgentRegistry",
     "AgentSource",
+    "CommitResult",
     "ConfigError",
     "ConfigProblem",
     "ConflictError",
     "DuplicateAgentError",
     "FrontdeskError",
+    "InMemoryStorage",
+    "IntentSeen",
     "InvalidAgentConfigError",
     "InvalidTransitionError",
     "ModelConfig",
+    "NewTurn",
     "PluginInfo",
     "PluginLoadError",
     "PluginStatus",
     "RegistryError",
+    "Role",
+    "Session",
     "SessionAlreadyActiveError",
+    "SessionChange",
     "SessionClosedError",
     "SessionError",
+    "SessionManager",
     "SessionNotFoundError",
+    "SessionState",
+    "SessionStatus",
     "StateMachine",
+    "StorageBackend",
     "StorageError",
     "StorageNotFoundError",
     "StorageUnavailableError",
     "Thresholds",
-    "TurnNumberTakenError",
+    "ToolCall",
+    "Turn",
+    "TurnNumberConflictError",
+    "TurnStats",
     "VersionConflictError",
     "__version__",
     "agent_registry",
     "hookimpl",
+    "open_storage",
 ]

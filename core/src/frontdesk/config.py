@@ -11,6 +11,7 @@ problem at once, each naming its field, in one `InvalidAgentConfigError`.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from collections.abc import Mapping
@@ -295,7 +296,7 @@ def _check_thresholds(thresholds: object, problem: Any) -> None:
             problem(f"thresholds.{name}", f"must be a number between 0 and 1, got {value!r}")
             in_range = False
     if in_range:
-        for higher, lower in zip(names, names[1:], strict=False):
+        for higher, lower in itertools.pairwise(names):
             if not getattr(thresholds, higher) > getattr(thresholds, lower):
                 problem(
                     f"thresholds.{higher}",
@@ -326,7 +327,9 @@ def _make_converter() -> cattrs.Converter:
 
     converter.register_structure_hook(str, strict((str,), "a string"))
     converter.register_structure_hook(int, strict((int,), "an integer"))
-    converter.register_structure_hook(float, lambda v, t: float(strict((int, float), "a number")(v, t)))
+    converter.register_structure_hook(
+        float, lambda v, t: float(strict((int, float), "a number")(v, t))
+    )
 
     def string_tuple(value: Any, _: type) -> tuple[str, ...]:
         if isinstance(value, str) or not isinstance(value, list | tuple):
@@ -336,11 +339,11 @@ def _make_converter() -> cattrs.Converter:
             raise _WrongTypeError(f"must be a list of strings; not strings: {', '.join(bad)}")
         return tuple(value)
 
-    converter.register_structure_hook(tuple[str, ...], string_tuple)
+    converter.register_structure_hook_func(lambda t: t == tuple[str, ...], string_tuple)
     return converter
 
 
-_converter = _make_converter()
+_converter = _make_converter()  # pure: builds hook tables, touches nothing outside
 
 
 def _own_error(exc: BaseException) -> InvalidAgentConfigError | None:

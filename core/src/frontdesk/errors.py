@@ -19,7 +19,7 @@ trouble. Each error carries its context as attributes, and its message says what
         ├── InvalidTransitionError        .agent_id .current_mode .requested_mode .allowed
         └── ConflictError
             ├── VersionConflictError      .expected_version .current_version
-            ├── TurnNumberTakenError      .turn_number
+            ├── TurnNumberConflictError   .turn_number .next_turn_number
             └── SessionAlreadyActiveError .existing_session_id .conversation_id .agent_id
 
 `VersionConflictError` is the one a caller retries (see `SessionManager.retry_on_conflict`);
@@ -51,7 +51,7 @@ __all__ = [
     "StorageError",
     "StorageNotFoundError",
     "StorageUnavailableError",
-    "TurnNumberTakenError",
+    "TurnNumberConflictError",
     "VersionConflictError",
 ]
 
@@ -271,14 +271,17 @@ class VersionConflictError(ConflictError):
         )
 
 
-class TurnNumberTakenError(ConflictError):
-    """The caller asked for a turn number the session already has."""
+class TurnNumberConflictError(ConflictError):
+    """The caller asked for a turn number that is not the session's next one."""
 
-    def __init__(self, session_id: str, turn_number: int) -> None:
+    def __init__(self, session_id: str, turn_number: int, next_turn_number: int) -> None:
         self.turn_number = turn_number
+        self.next_turn_number = next_turn_number
+        what = "already has" if turn_number < next_turn_number else "has no turn before"
         super().__init__(
-            f"session {session_id} already has turn {turn_number}; nothing was written. "
-            "Leave turn_number unset to get the next free number.",
+            f"session {session_id} {what} turn {turn_number} (its next turn is "
+            f"{next_turn_number}); nothing was written. Leave turn_number unset to get the "
+            "next number.",
             session_id=session_id,
         )
 

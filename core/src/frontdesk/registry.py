@@ -26,7 +26,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import EntryPoint, entry_points
 
@@ -267,7 +267,7 @@ class AgentRegistry:
                     self._claim_twice(config)
                 else:
                     self._agents[config.id] = config
-        except Exception as exc:  # noqa: BLE001 - any failure in a package is that package's, reported below
+        except Exception as exc:  # any failure inside a package is that package's: recorded below
             if isinstance(exc, InvalidAgentConfigError) and exc.distribution is None:
                 exc = exc.with_distribution(distribution)
             error = f"{type(exc).__name__}: {exc}"
@@ -299,7 +299,11 @@ def _call_plugin(
     module = ep.load()
     name = f"{source.distribution}:{ep.name}"
     manager.register(module, name=name)
-    manager.check_pending()  # a misspelt hook name fails here, not silently
+    try:
+        manager.check_pending()  # a misspelt hook name fails here, not silently
+    except pluggy.PluginValidationError:
+        manager.unregister(module)  # or every later check_pending would fail on it too
+        raise
     impls = [i for i in manager.hook.register_agents.get_hookimpls() if i.plugin_name == name]
     if not impls:
         raise TypeError(
@@ -308,11 +312,10 @@ def _call_plugin(
         )
     configs: builtins.list[AgentConfig] = []
     for impl in impls:
-        result = impl.function()
-        if isinstance(result, AgentConfig) or result is None:
+        result: object = impl.function()
+        if isinstance(result, AgentConfig) or not isinstance(result, Iterable):
             raise TypeError(
-                "register_agents() must return a list of AgentConfig, "
-                f"got {type(result).__name__}"
+                f"register_agents() must return a list of AgentConfig, got {type(result).__name__}"
             )
         for item in result:
             if not isinstance(item, AgentConfig):
@@ -359,7 +362,7 @@ def get_default_registry() -> AgentRegistry:
 @contextmanager
 def use_default_registry(registry: AgentRegistry) -> Iterator[AgentRegistry]:
     """Make `registry` the default for the duration of a `with` block (for tests)."""
-    global _default  # noqa: PLW0603 - the one swappable default, restored on exit
+    global _default  # the one swappable default, restored on exit
     previous, _default = _default, registry
     try:
         yield registry

@@ -1,1 +1,213 @@
-"""placeholder"""
+"""`InMemoryStorage`: the embedded default backend, and the one tests swap in.
+
+Everything lives in process memory and is gone when the process ends. Each primitive runs
+under one lock without awaiting inside it, so it is atomic for asyncio tasks and for
+threads alike. Values are copied in and out: nothing a caller holds aliases stored data.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import attrs
+
+from ..errors import (
+    ConflictError,
+    InvalidTransitionError,
+    SessionAlreadyActiveError,
+    SessionClosedError,
+    SessionNotFoundError,
+    TurnNumberConflictError,
+    VersionConflictError,
+)
+from ..models import Session, SessionState, SessionStatus, Turn, TurnStats
+from .base import Capability, Commit, CommitResult, NewSession, apply_state_ops
+
+__all__ = ["InMemoryStorage"]
+
+
+@attrs.define
+class _Record:
+    session: Session  # its `state` is left empty; the document lives in `state`, as JSON
+    state: dict[str, object]
+    turns: list[Turn] = attrs.Factory(list)
+    tokens_used: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class InMemoryStorage:
+    """Sessions and turns in a dict, behind a lock.
+
+    >>> storage = InMemoryStorage()
+    >>> manager = SessionManager(storage, workspace_id="acme")  # doctest: +SKIP
+
+    `clock` replaces the wall clock (for tests that pin timestamps).
+    """
+
+    capabilities: frozenset[str] = frozenset({Capability.THREADS})
+
+    def __init__(self, *, clock: Callable[[], datetime] = _now) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._records: dict[str, _Record] = {}
+        self._active: dict[tuple[str, str, str], str] = {}
+
+    def __repr__(self) -> str:
+        return f"<InMemoryStorage sessions={len(self._records)}>"
+
+    async def create_session(
+        self, new: NewSession, *, return_existing: bool = False
+    ) -> tuple[Session, bool]:
+        key = (new.workspace_id, new.conversation_id, new.agent_id)
+        with self._lock:
+            existing_id = self._active.get(key)
+            if existing_id is not None:
+                if return_existing:
+                    return self._read(self._records[existing_id]), False
+                raise SessionAlreadyActiveError(
+                    existing_id, conversation_id=new.conversation_id, agent_id=new.agent_id
+                )
+            if new.id in self._records:
+                raise ConflictError(
+                    f"session id {new.id} is taken; create sessions with fresh ids.",
+                    session_id=new.id,
+                )
+            now = self._clock()
+            session = Session(
+                id=new.id,
+                workspace_id=new.workspace_id,
+                agent_id=new.agent_id,
+                conversation_id=new.conversation_id,
+                contact_id=new.contact_id,
+                version=1,
+                status=SessionStatus.ACTIVE,
+                current_mode=new.current_mode,
+                state=SessionState(),
+                created_at=now,
+                updated_at=now,
+                last_activity_at=now,
+            )
+            record = _Record(session, new.state.to_json())
+            self._records[new.id] = record
+            self._active[key] = new.id
+            return self._read(record), True
+
+    async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
+        with self._lock:
+            record = self._records.get(session_id)
+            if record is None or record.session.workspace_id != workspace_id:
+                return None
+            return self._read(record)
+
+    async def find_active_session(
+        self, workspace_id: str, conversation_id: str, agent_id: str
+    ) -> Session | None:
+        with self._lock:
+            session_id = self._active.get((workspace_id, conversation_id, agent_id))
+            return None if session_id is None else self._read(self._records[session_id])
+
+    async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
+        with self._lock:
+            record = self._find(workspace_id, session_id)
+            current = record.session
+            # Every check comes before the first change: a refused commit writes nothing.
+            if current.status is not SessionStatus.ACTIVE:
+                raise SessionClosedError(session_id, current.status)
+            expected = commit.expected_version
+            if expected is not None and expected != current.version:
+                raise VersionConflictError(session_id, expected, current.version)
+            mode = commit.current_mode
+            rules = commit.mode_allowed_from
+            if (
+                mode is not None
+                and rules is not None
+                and current.current_mode not in rules.get(current.agent_id, ())
+            ):
+                raise InvalidTransitionError(
+                    session_id,
+                    agent_id=current.agent_id,
+                    current_mode=current.current_mode,
+                    requested_mode=mode,
+                    allowed=(),
+                )
+            next_number = len(record.turns) + 1
+            for offset, new_turn in enumerate(commit.turns):
+                wanted = new_turn.turn_number
+                if wanted is not None and wanted != next_number + offset:
+                    raise TurnNumberConflictError(session_id, wanted, next_number + offset)
+
+            now = self._clock()
+            state = commit.state if commit.state is not None else self._state(record)
+            state = apply_state_ops(state, commit.state_ops, now)
+            turns = tuple(
+                Turn(
+                    session_id=session_id,
+                    turn_number=next_number + offset,
+                    role=new_turn.role,
+                    content=new_turn.content,
+                    intent_detected=new_turn.intent_detected,
+                    confidence=new_turn.confidence,
+                    tools_called=copy.deepcopy(new_turn.tools_called),
+                    tokens_used=new_turn.tokens_used,
+                    created_at=now,
+                )
+                for offset, new_turn in enumerate(commit.turns)
+            )
+            last_activity = commit.last_activity_at or (now if turns else current.last_activity_at)
+            status = commit.status or current.status
+            record.session = attrs.evolve(
+                current,
+                version=current.version + 1,
+                status=status,
+                current_mode=mode if mode is not None else current.current_mode,
+                updated_at=now,
+                last_activity_at=last_activity,
+            )
+            record.state = state.to_json()
+            record.turns.extend(turns)
+            record.tokens_used += sum(turn.tokens_used for turn in turns)
+            if status is not SessionStatus.ACTIVE:
+                self._active.pop((workspace_id, current.conversation_id, current.agent_id), None)
+            return CommitResult(self._read(record), tuple(_copy_turn(t) for t in turns))
+
+    async def list_turns(
+        self, workspace_id: str, session_id: str, *, limit: int | None = None
+    ) -> Sequence[Turn]:
+        with self._lock:
+            turns = self._find(workspace_id, session_id).turns
+            chosen = turns if limit is None else turns[max(len(turns) - limit, 0) :]
+            return [_copy_turn(turn) for turn in chosen]
+
+    async def turn_stats(self, workspace_id: str, session_id: str) -> TurnStats:
+        with self._lock:
+            record = self._find(workspace_id, session_id)
+            return TurnStats(count=len(record.turns), tokens_used=record.tokens_used)
+
+    async def aclose(self) -> None:
+        """Nothing to release; the data stays readable until the object is dropped."""
+
+    def _find(self, workspace_id: str, session_id: str) -> _Record:
+        record = self._records.get(session_id)
+        if record is None or record.session.workspace_id != workspace_id:
+            raise SessionNotFoundError(session_id)
+        return record
+
+    @staticmethod
+    def _state(record: _Record) -> SessionState:
+        return SessionState.from_json(copy.deepcopy(record.state))
+
+    def _read(self, record: _Record) -> Session:
+        return attrs.evolve(record.session, state=self._state(record))
+
+
+def _copy_turn(turn: Turn) -> Turn:
+    # Only tool calls hold mutable JSON; everything else in a Turn is immutable already.
+    if not turn.tools_called:
+        return turn
+    return attrs.evolve(turn, tools_called=copy.deepcopy(turn.tools_called))

@@ -1,1 +1,1 @@
-
+"""frontdesk-sales: the `sales` agent, a shop assistant that sells on WhatsApp."""

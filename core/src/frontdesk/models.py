@@ -1,0 +1,189 @@
+"""What storage stores: sessions, their state document, and turns (frozen attrs values).
+
+Values are immutable: a write returns a new `Session`, it never changes the one you hold.
+`SessionState` round-trips through JSON with cattrs, so any backend can keep it as one
+document (`state.to_json()` / `SessionState.from_json(...)`).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import cattrs
+from attrs import field, frozen
+
+__all__ = [
+    "IntentSeen",
+    "NewTurn",
+    "Role",
+    "Session",
+    "SessionState",
+    "SessionStatus",
+    "ToolCall",
+    "Turn",
+    "TurnStats",
+]
+
+JSON = Any
+"""A JSON value: dict, list, str, int, float, bool or None."""
+
+
+class SessionStatus(enum.StrEnum):
+    """A session is active until it is closed or handed off to a human; then it is final."""
+
+    ACTIVE = "active"
+    CLOSED = "closed"
+    HANDED_OFF = "handed_off"
+
+
+class Role(enum.StrEnum):
+    """Who said a turn."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware (use datetime.now(UTC))")
+    return value.astimezone(UTC)
+
+
+@frozen
+class IntentSeen:
+    """An intent detected in the conversation, with its 1-based order of appearance."""
+
+    intent: str
+    order: int
+    seen_at: datetime = field(converter=_utc)
+
+
+@frozen
+class SessionState:
+    """The state document of a session.
+
+    `intents_seen`, `templates_sent` and `captured_data` are what the engines of the
+    original design track; `data` holds anything else an agent needs (JSON values).
+    """
+
+    intents_seen: tuple[IntentSeen, ...] = ()
+    templates_sent: tuple[str, ...] = ()
+    captured_data: Mapping[str, str] = field(factory=dict)
+    data: Mapping[str, JSON] = field(factory=dict)
+
+    def to_json(self) -> dict[str, JSON]:
+        """A JSON-ready dict (timestamps as ISO 8601 strings)."""
+        result: dict[str, JSON] = _json.unstructure(self)
+        return result
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JSON]) -> SessionState:
+        """Rebuild a state from `to_json()` output (missing keys take their defaults)."""
+        return _json.structure(data, cls)
+
+
+@frozen
+class Session:
+    """One conversation between a contact and an agent, as stored.
+
+    `version` starts at 1 and grows by exactly 1 with every successful write; pass the
+    version you read as `expected_version` to make a write conditional on it.
+    """
+
+    id: str
+    workspace_id: str
+    agent_id: str
+    conversation_id: str
+    contact_id: str
+    version: int
+    status: SessionStatus
+    current_mode: str
+    state: SessionState
+    created_at: datetime = field(converter=_utc)
+    updated_at: datetime = field(converter=_utc)
+    last_activity_at: datetime = field(converter=_utc)
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the session still accepts writes."""
+        return self.status is SessionStatus.ACTIVE
+
+
+def _confidence(_: object, attribute: Any, value: float | None) -> None:
+    if value is not None and not (0.0 <= value <= 1.0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name} must be between 0 and 1 or None, got {value!r}")
+
+
+def _tokens(_: object, attribute: Any, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name} must be an integer >= 0, got {value!r}")
+
+
+@frozen
+class ToolCall:
+    """A tool the agent called during a turn, with its JSON input and output."""
+
+    name: str
+    input: JSON = None
+    output: JSON = None
+
+
+def _tool_calls(calls: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
+    return tuple(calls)
+
+
+@frozen
+class NewTurn:
+    """A turn to record; storage gives it its number (unless one is asked for) and its time.
+
+    A `turn_number` asked for must be the session's next one: a taken number raises
+    `TurnNumberConflictError` and nothing is written.
+    """
+
+    role: Role = field(converter=Role)
+    content: str
+    turn_number: int | None = None
+    intent_detected: str | None = None
+    confidence: float | None = field(default=None, validator=_confidence)
+    tools_called: tuple[ToolCall, ...] = field(default=(), converter=_tool_calls)
+    tokens_used: int = field(default=0, validator=_tokens)
+
+
+@frozen
+class Turn:
+    """A recorded turn. Numbers start at 1 and have no gaps within a session."""
+
+    session_id: str
+    turn_number: int
+    role: Role
+    content: str
+    intent_detected: str | None
+    confidence: float | None
+    tools_called: tuple[ToolCall, ...]
+    tokens_used: int
+    created_at: datetime = field(converter=_utc)
+
+
+@frozen
+class TurnStats:
+    """Totals over a session's turns, computed by the backend."""
+
+    count: int
+    tokens_used: int
+
+
+def _make_json_converter() -> cattrs.Converter:
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(datetime, lambda d: d.isoformat())
+    converter.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+    converter.register_structure_hook(Any, lambda v, _: v)
+    return converter
+
+
+_json = _make_json_converter()  # pure: builds hook tables, touches nothing outside

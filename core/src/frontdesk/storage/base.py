@@ -1,0 +1,227 @@
+"""The storage interface: the few async primitives every backend provides.
+
+`SessionManager` turns each of its operations into exactly one call to one of these, so a
+backend that makes each primitive atomic (one transaction, one request) gives the whole
+framework its guarantees. The contract, checked by `frontdesk.testing.StorageContractTests`:
+
+- `version` starts at 1 and grows by exactly 1 on every successful `commit`;
+- a commit with `expected_version` applies only if it still matches, else it raises
+  `VersionConflictError` (with the current version) and writes nothing;
+- a commit is all-or-nothing: fields, state, state operations and turns together;
+- turn numbers are unique and gapless per session, even with concurrent writers;
+- at most one active session per (workspace, conversation, agent);
+- every read and write is scoped to a workspace: another workspace's session is
+  indistinguishable from a missing one.
+
+A third-party backend implements these methods (the names are public API), registers its
+class in the `frontdesk.storage` entry-point group, and subclasses the contract suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from attrs import field, frozen
+
+from ..models import (
+    JSON,
+    IntentSeen,
+    NewTurn,
+    Session,
+    SessionState,
+    SessionStatus,
+    Turn,
+    TurnStats,
+)
+
+__all__ = [
+    "AppendIntent",
+    "AppendTemplate",
+    "Capability",
+    "Commit",
+    "CommitResult",
+    "MergeCapturedData",
+    "MergeData",
+    "NewSession",
+    "StateOp",
+    "StorageBackend",
+    "apply_state_ops",
+]
+
+
+class Capability:
+    """Names of optional capabilities a backend may declare in `capabilities`.
+
+    The contract suite skips (never silently passes) the tests of a capability a backend
+    does not declare.
+    """
+
+    THREADS = "threads"
+    """One instance may be used from several OS threads (each with its own event loop)."""
+
+
+@frozen
+class NewSession:
+    """A session to create; the backend sets version 1, status active and the timestamps."""
+
+    id: str
+    workspace_id: str
+    agent_id: str
+    conversation_id: str
+    contact_id: str
+    current_mode: str
+    state: SessionState = field(factory=SessionState)
+
+
+@frozen
+class AppendIntent:
+    """Append an intent to `intents_seen`, numbered after the last, stamped with commit time."""
+
+    intent: str
+
+
+@frozen
+class AppendTemplate:
+    """Append a template name to `templates_sent`."""
+
+    name: str
+
+
+@frozen
+class MergeCapturedData:
+    """Set these keys of `captured_data`, keeping the others."""
+
+    data: Mapping[str, str]
+
+
+@frozen
+class MergeData:
+    """Set these top-level keys of the agent-specific `data`, keeping the others."""
+
+    data: Mapping[str, JSON]
+
+
+StateOp = AppendIntent | AppendTemplate | MergeCapturedData | MergeData
+"""A change to the state document that the backend applies to the current state, atomically.
+
+Because it is a pure function of the current state, it needs no expected version and never
+conflicts: two workers appending intents both get theirs recorded (like DynamoDB's
+`list_append` or Firestore's `arrayUnion`).
+"""
+
+
+def apply_state_ops(state: SessionState, ops: Sequence[StateOp], now: datetime) -> SessionState:
+    """The state after `ops`, in order; `now` stamps appended intents.
+
+    A helper for backends written in Python (the Supabase backend does the same in SQL).
+    """
+    intents = list(state.intents_seen)
+    templates = list(state.templates_sent)
+    captured = dict(state.captured_data)
+    data = dict(state.data)
+    for op in ops:
+        if isinstance(op, AppendIntent):
+            intents.append(IntentSeen(op.intent, len(intents) + 1, now))
+        elif isinstance(op, AppendTemplate):
+            templates.append(op.name)
+        elif isinstance(op, MergeCapturedData):
+            captured.update(op.data)
+        else:
+            data.update(op.data)
+    return SessionState(tuple(intents), tuple(templates), captured, data)
+
+
+@frozen
+class Commit:
+    """One atomic write to a session. Fields left as None are not changed.
+
+    - `expected_version`: apply only if the session is still at this version.
+    - `current_mode`: the new mode. `mode_allowed_from` maps agent ids to the modes from
+      which it may be entered (None: no check); a session whose agent is missing from
+      the map, or whose mode is not in its set, raises `InvalidTransitionError`.
+    - `state` replaces the whole state document (use it with `expected_version`); then
+      `state_ops` apply, in order, to the current (or replaced) state.
+    - `turns` are appended, numbered after the session's last turn.
+    - `last_activity_at` defaults to the commit time when turns are added.
+    """
+
+    expected_version: int | None = None
+    current_mode: str | None = None
+    mode_allowed_from: Mapping[str, frozenset[str]] | None = None
+    status: SessionStatus | None = None
+    last_activity_at: datetime | None = None
+    state: SessionState | None = None
+    state_ops: tuple[StateOp, ...] = ()
+    turns: tuple[NewTurn, ...] = ()
+
+
+@frozen
+class CommitResult:
+    """The session after a commit, and the turns it added (numbered, timestamped)."""
+
+    session: Session
+    turns: tuple[Turn, ...] = ()
+
+
+@runtime_checkable
+class StorageBackend(Protocol):
+    """What `SessionManager` needs from storage. Every method is one atomic operation."""
+
+    capabilities: frozenset[str]
+    """Optional capabilities this backend supports (see `Capability`)."""
+
+    async def create_session(
+        self, new: NewSession, *, return_existing: bool = False
+    ) -> tuple[Session, bool]:
+        """Create a session at version 1, status active; return it and True.
+
+        If the (workspace, conversation, agent) already has an active session, raise
+        `SessionAlreadyActiveError` carrying its id, or with `return_existing` return that
+        session and False. Two concurrent creators end with one session. Creating an id
+        that exists already is the same as the retry of a create: it returns (or refuses)
+        the existing active session, never a second one.
+        """
+        ...
+
+    async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
+        """The session, or None if there is none with this id in this workspace."""
+        ...
+
+    async def find_active_session(
+        self, workspace_id: str, conversation_id: str, agent_id: str
+    ) -> Session | None:
+        """The active session of this conversation with this agent, or None."""
+        ...
+
+    async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
+        """Apply `commit` atomically and return the result; the version grows by 1.
+
+        Raises `SessionNotFoundError` (no such session in the workspace),
+        `VersionConflictError` (stale `expected_version`, with the current version),
+        `SessionClosedError` (the session is not active), `InvalidTransitionError` (the
+        current mode is not in `mode_allowed_from`) or `TurnNumberConflictError` (a turn
+        asked for a number that is not the next one). Whatever it raises, nothing changed.
+        """
+        ...
+
+    async def list_turns(
+        self, workspace_id: str, session_id: str, *, limit: int | None = None
+    ) -> Sequence[Turn]:
+        """The session's turns in order; with `limit`, the last `limit` of them.
+
+        Raises `SessionNotFoundError` when the session is not in the workspace.
+        """
+        ...
+
+    async def turn_stats(self, workspace_id: str, session_id: str) -> TurnStats:
+        """Count and token total of the session's turns, computed by the backend.
+
+        Raises `SessionNotFoundError` when the session is not in the workspace.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the backend is not used afterwards."""
+        ...

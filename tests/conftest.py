@@ -1,0 +1,112 @@
+"""Fixtures shared by frontdesk's own tests."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from frontdesk import AgentConfig, AgentRegistry, ModelConfig, StateMachine
+
+_ENV = ("FRONTDESK_LOAD_PLUGINS", "FRONTDESK_STRICT_PLUGINS", "FRONTDESK_STORAGE")
+
+
+@pytest.fixture(autouse=True)
+def _clean_frontdesk_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests start from no FRONTDESK_* settings, whatever the shell that runs them has."""
+    for name in _ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def agent_data(**overrides: Any) -> dict[str, Any]:
+    """Plain data for a valid agent, with top-level keys replaced by `overrides`."""
+    data: dict[str, Any] = {
+        "id": "echo",
+        "name": "Echo",
+        "description": "Repeats what it is told.",
+        "tools": ["lookup"],
+        "intent_detector": {"model": "small", "system_prompt": "Classify the message."},
+        "orchestrator": {"model": "large", "system_prompt": "Answer politely.", "temperature": 0.3},
+        "states": {
+            "initial": "greeting",
+            "modes": ["greeting", "helping", "done"],
+            "transitions": {"greeting": ["helping", "done"], "helping": ["done"]},
+        },
+        "thresholds": {"proceed": 0.8, "reanalyze": 0.6, "clarify": 0.3},
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def make_agent() -> Callable[..., AgentConfig]:
+    """Build a valid AgentConfig in code; keyword arguments replace its fields."""
+
+    def make(**overrides: Any) -> AgentConfig:
+        fields: dict[str, Any] = {
+            "id": "echo",
+            "name": "Echo",
+            "intent_detector": ModelConfig(model="small", system_prompt="Classify."),
+            "orchestrator": ModelConfig(model="large", system_prompt="Answer."),
+            "states": StateMachine(
+                initial="greeting",
+                modes=("greeting", "helping", "done"),
+                transitions={"greeting": ("helping", "done"), "helping": ("done",)},
+            ),
+        }
+        fields.update(overrides)
+        return AgentConfig(**fields)
+
+    return make
+
+
+@pytest.fixture
+def registry() -> AgentRegistry:
+    """An empty registry that scans nothing."""
+    return AgentRegistry()
+
+
+DistributionMaker = Callable[..., Path]
+
+
+@pytest.fixture
+def make_distribution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DistributionMaker]:
+    """Install real distributions (dist-info metadata plus modules) on sys.path.
+
+    `make_distribution("frontdesk-extra", modules={"extra_agents": "source"},
+    agents={"extra": "extra_agents"})` makes importlib.metadata find `frontdesk-extra` with
+    a `frontdesk.agents` entry point, exactly as pip would have left it.
+    """
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    imported: list[str] = []
+
+    def make(
+        name: str,
+        *,
+        version: str = "1.0",
+        modules: Mapping[str, str] = {},
+        agents: Mapping[str, str] = {},
+    ) -> Path:
+        for module, source in modules.items():
+            (site / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+            imported.append(module)
+        dist_info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8"
+        )
+        lines = ["[frontdesk.agents]", *(f"{ep} = {target}" for ep, target in agents.items())]
+        (dist_info / "entry_points.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return dist_info
+
+    yield make
+    for module in imported:
+        sys.modules.pop(module, None)

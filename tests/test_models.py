@@ -1,0 +1,51 @@
+"""The stored values: JSON round-trips and the checks their constructors make."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from frontdesk import IntentSeen, NewTurn, Role, SessionState, ToolCall
+
+
+def test_state_round_trips_through_json_text() -> None:
+    state = SessionState(
+        intents_seen=(
+            IntentSeen("greeting", 1, datetime(2026, 1, 1, 10, 0, tzinfo=UTC)),
+            IntentSeen("compra", 2, datetime(2026, 1, 1, 10, 5, 30, 123456, tzinfo=UTC)),
+        ),
+        templates_sent=("bienvenida",),
+        captured_data={"nombre": "José Ñúñez"},
+        data={"cart": [{"sku": "A", "qty": 2}], "vip": True, "note": None},
+    )
+    text = json.dumps(state.to_json(), ensure_ascii=False)
+    assert "José Ñúñez" in text
+    assert SessionState.from_json(json.loads(text)) == state
+
+
+def test_state_from_partial_json_takes_defaults() -> None:
+    assert SessionState.from_json({}) == SessionState()
+    assert SessionState.from_json({"templates_sent": ["a"]}).templates_sent == ("a",)
+
+
+def test_timestamps_are_normalised_to_utc() -> None:
+    madrid = timezone(timedelta(hours=1))
+    seen = IntentSeen("x", 1, datetime(2026, 1, 1, 11, 0, tzinfo=madrid))
+    assert seen.seen_at == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+    assert seen.seen_at.tzinfo is UTC
+
+
+def test_naive_timestamps_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        IntentSeen("x", 1, datetime(2026, 1, 1))
+
+
+def test_new_turn_converts_and_checks() -> None:
+    turn = NewTurn(role="tool", content="{}", tools_called=[ToolCall("lookup", {"q": 1}, None)])  # type: ignore[arg-type]
+    assert turn.role is Role.TOOL
+    assert turn.tools_called == (ToolCall("lookup", {"q": 1}, None),)
+    for bad in ({"confidence": -0.1}, {"tokens_used": 1.5}, {"tokens_used": True}):
+        with pytest.raises(ValueError, match="must be"):
+            NewTurn(role=Role.USER, content="x", **bad)  # type: ignore[arg-type]

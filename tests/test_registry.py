@@ -1,0 +1,335 @@
+"""AgentRegistry: registering in code, and discovery from real installed distributions."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+import pytest
+
+import frontdesk
+from frontdesk import (
+    AgentConfig,
+    AgentNotFoundError,
+    AgentRegistry,
+    DuplicateAgentError,
+    PluginLoadError,
+    PluginStatus,
+)
+from frontdesk.registry import get_default_registry, use_default_registry
+
+from .conftest import DistributionMaker
+
+MakeAgent = Callable[..., AgentConfig]
+
+GOOD_PACKAGE = """
+from frontdesk import AgentConfig, ModelConfig, StateMachine, hookimpl
+
+def _agent(agent_id):
+    return AgentConfig(
+        id=agent_id,
+        name=agent_id.title(),
+        intent_detector=ModelConfig(model="m", system_prompt="Classify."),
+        orchestrator=ModelConfig(model="m", system_prompt="Answer."),
+        states=StateMachine(initial="chat", modes=("chat",)),
+    )
+
+@hookimpl
+def register_agents():
+    return [_agent(i) for i in {ids!r}]
+"""
+
+
+def good_package(*ids: str) -> str:
+    return GOOD_PACKAGE.format(ids=list(ids))
+
+
+# -- in code ---------------------------------------------------------------------------------
+
+
+def test_register_get_has_list(registry: AgentRegistry, make_agent: MakeAgent) -> None:
+    assert len(registry) == 0
+    echo = registry.register(make_agent(id="echo"))
+    registry.register(make_agent(id="alpha"))
+    assert registry.get("echo") is echo
+    assert registry.has("echo")
+    assert "alpha" in registry
+    assert not registry.has("nope")
+    assert registry.list_ids() == ["alpha", "echo"]
+    assert [c.id for c in registry.list()] == ["alpha", "echo"]
+    assert [c.id for c in registry] == ["alpha", "echo"]
+    assert len(registry) == 2
+
+
+def test_get_unknown_lists_what_exists(registry: AgentRegistry, make_agent: MakeAgent) -> None:
+    registry.register(make_agent(id="echo"))
+    with pytest.raises(AgentNotFoundError) as excinfo:
+        registry.get("sales")
+    assert excinfo.value.agent_id == "sales"
+    assert excinfo.value.available == ("echo",)
+    assert "available agents: echo" in str(excinfo.value)
+
+
+def test_register_twice_is_refused(registry: AgentRegistry, make_agent: MakeAgent) -> None:
+    registry.register(make_agent())
+    with pytest.raises(DuplicateAgentError, match="'echo'"):
+        registry.register(make_agent(name="Other"))
+    replaced = registry.register(make_agent(name="Other"), replace=True)
+    assert registry.get("echo") is replaced
+
+
+def test_register_rejects_non_configs(registry: AgentRegistry) -> None:
+    with pytest.raises(TypeError, match="takes an AgentConfig"):
+        registry.register({"id": "x"})  # type: ignore[arg-type]
+
+
+def test_unregister_and_clear(registry: AgentRegistry, make_agent: MakeAgent) -> None:
+    registry.register(make_agent(id="a"))
+    registry.register(make_agent(id="b"))
+    assert registry.unregister("a") is True
+    assert registry.unregister("a") is False
+    registry.clear()
+    assert len(registry) == 0
+
+
+def test_register_logs(
+    registry: AgentRegistry, make_agent: MakeAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="frontdesk.registry"):
+        registry.register(make_agent())
+        registry.unregister("echo")
+    assert [r.getMessage() for r in caplog.records] == [
+        "registered agent 'echo' from (registered in code)",
+        "unregistered agent 'echo'",
+    ]
+
+
+def test_code_registry_does_not_scan(registry: AgentRegistry) -> None:
+    assert registry.plugins == ()
+    assert registry.list() == []
+
+
+def test_default_registry_can_be_swapped(registry: AgentRegistry) -> None:
+    assert get_default_registry() is frontdesk.agent_registry
+    with use_default_registry(registry) as swapped:
+        assert get_default_registry() is swapped is registry
+    assert get_default_registry() is frontdesk.agent_registry
+
+
+# -- discovery -------------------------------------------------------------------------------
+
+
+def test_discovers_the_workspace_agent_packages() -> None:
+    registry = AgentRegistry(autodiscover=True)
+    sales = registry.get("sales")
+    support = registry.get("support")
+    assert sales.source is not None
+    assert (sales.source.distribution, sales.source.version) == ("frontdesk-sales", "0.1.0")
+    assert support.source is not None
+    assert support.source.distribution == "frontdesk-support"
+    loaded = {p.distribution: p for p in registry.plugins}
+    assert loaded["frontdesk-sales"].status is PluginStatus.LOADED
+    assert loaded["frontdesk-sales"].agent_ids == ("sales",)
+    assert loaded["frontdesk-support"].entry_point == "support = frontdesk_support.agent"
+
+
+def test_autodiscovery_runs_once(make_distribution: DistributionMaker) -> None:
+    registry = AgentRegistry(autodiscover=True)
+    assert "late" not in registry
+    make_distribution(
+        "frontdesk-late",
+        modules={"late_agents": good_package("late")},
+        agents={"late": "late_agents"},
+    )
+    assert "late" not in registry  # the group was scanned once, on first use
+    registry.discover()
+    assert "late" in registry
+
+
+def test_package_with_several_agents(make_distribution: DistributionMaker) -> None:
+    make_distribution(
+        "frontdesk-pair",
+        modules={"pair_agents": good_package("one", "two")},
+        agents={"pair": "pair_agents"},
+    )
+    registry = AgentRegistry()
+    infos = {p.distribution: p for p in registry.discover()}
+    assert infos["frontdesk-pair"].agent_ids == ("one", "two")
+    assert registry.get("two").source is not None
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        pytest.param(
+            "raise ImportError('no module named shiny')\n",
+            "ImportError: no module named shiny",
+            id="import-fails",
+        ),
+        pytest.param(
+            "def register_agents():\n    return []\n",
+            "implements no register_agents hook",
+            id="no-hookimpl",
+        ),
+        pytest.param(
+            "from frontdesk import hookimpl\n@hookimpl\ndef register_agent():\n    return []\n",
+            "unknown hook 'register_agent'",
+            id="misspelt-hook",
+        ),
+        pytest.param(
+            "from frontdesk import hookimpl\n@hookimpl\ndef register_agents():\n    raise RuntimeError('boom')\n",
+            "RuntimeError: boom",
+            id="hook-raises",
+        ),
+        pytest.param(
+            "from frontdesk import hookimpl\n@hookimpl\ndef register_agents():\n    return None\n",
+            "must return a list of AgentConfig",
+            id="hook-returns-none",
+        ),
+        pytest.param(
+            "from frontdesk import hookimpl\n@hookimpl\ndef register_agents():\n    return [{'id': 'x'}]\n",
+            "returned a dict, expected AgentConfig",
+            id="hook-returns-dicts",
+        ),
+        pytest.param(
+            good_package("ok", "ok"),
+            "returned agent ok twice",
+            id="same-id-twice-in-one-package",
+        ),
+        pytest.param(
+            good_package("Not A Slug"),
+            "from distribution 'frontdesk-broken'",
+            id="invalid-config",
+        ),
+    ],
+)
+def test_broken_package_does_not_take_the_others_down(
+    make_distribution: DistributionMaker, source: str, error: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_distribution(
+        "frontdesk-broken",
+        version="2.0",
+        modules={"broken_agents": source},
+        agents={"broken": "broken_agents"},
+    )
+    make_distribution(
+        "frontdesk-fine",
+        modules={"fine_agents": good_package("fine")},
+        agents={"fine": "fine_agents"},
+    )
+    registry = AgentRegistry()
+    with caplog.at_level(logging.WARNING, logger="frontdesk.registry"):
+        infos = {p.distribution: p for p in registry.discover()}
+    broken = infos["frontdesk-broken"]
+    assert broken.status is PluginStatus.FAILED
+    assert broken.version == "2.0"
+    assert broken.error is not None
+    assert error in broken.error
+    assert broken.agent_ids == ()
+    assert infos["frontdesk-fine"].status is PluginStatus.LOADED
+    assert registry.has("fine")
+    assert registry.has("sales")
+    assert any("frontdesk-broken 2.0 failed to load" in r.getMessage() for r in caplog.records)
+
+
+def test_invalid_config_names_field_and_distribution(make_distribution: DistributionMaker) -> None:
+    make_distribution(
+        "frontdesk-broken",
+        modules={"broken_agents": good_package("Bad Id")},
+        agents={"broken": "broken_agents"},
+    )
+    [info] = [p for p in AgentRegistry().discover() if p.distribution == "frontdesk-broken"]
+    assert info.error is not None
+    assert "InvalidAgentConfigError" in info.error
+    assert "frontdesk-broken" in info.error
+    assert "id: 'Bad Id' is not a valid agent id" in info.error
+
+
+def test_strict_mode_makes_a_failure_fatal(
+    make_distribution: DistributionMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_distribution(
+        "frontdesk-broken",
+        version="3.1",
+        modules={"broken_agents": "1/0\n"},
+        agents={"broken": "broken_agents"},
+    )
+    monkeypatch.setenv("FRONTDESK_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginLoadError) as excinfo:
+        AgentRegistry().discover()
+    assert excinfo.value.distribution == "frontdesk-broken"
+    assert excinfo.value.version == "3.1"
+    assert isinstance(excinfo.value.__cause__, ZeroDivisionError)
+    assert "FRONTDESK_STRICT_PLUGINS" in str(excinfo.value)
+
+
+def test_duplicate_id_across_distributions(make_distribution: DistributionMaker) -> None:
+    make_distribution(
+        "frontdesk-sales-fork",
+        version="9.9",
+        modules={"fork_agents": good_package("sales", "extra")},
+        agents={"fork": "fork_agents"},
+    )
+    registry = AgentRegistry()
+    registry.discover()
+    with pytest.raises(DuplicateAgentError) as excinfo:
+        registry.get("sales")
+    assert set(excinfo.value.distributions) == {"frontdesk-sales 0.1.0", "frontdesk-sales-fork 9.9"}
+    assert "sales" not in registry.list_ids()
+    assert registry.has("sales")
+    assert set(registry.conflicts["sales"]) == set(excinfo.value.distributions)
+    assert registry.has("extra")  # the rest of both packages is fine
+    assert registry.has("support")
+    assert registry.unregister("sales") is True
+    with pytest.raises(AgentNotFoundError):
+        registry.get("sales")
+
+
+def test_register_in_code_over_discovered_is_refused(make_agent: MakeAgent) -> None:
+    registry = AgentRegistry(autodiscover=True)
+    with pytest.raises(DuplicateAgentError) as excinfo:
+        registry.register(make_agent(id="sales"))
+    assert excinfo.value.distributions == ("frontdesk-sales 0.1.0", "(registered in code)")
+
+
+@pytest.mark.parametrize(
+    ("setting", "loaded"),
+    [
+        pytest.param("", set(), id="empty-loads-none"),
+        pytest.param("frontdesk-sales", {"frontdesk-sales"}, id="one"),
+        pytest.param(
+            " Frontdesk_Support , frontdesk-filtered ",
+            {"frontdesk-support", "frontdesk-filtered"},
+            id="normalised-names",
+        ),
+    ],
+)
+def test_load_filter(
+    make_distribution: DistributionMaker,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    loaded: set[str],
+) -> None:
+    make_distribution(
+        "frontdesk-filtered",
+        modules={"filtered_agents": good_package("filtered")},
+        agents={"filtered": "filtered_agents"},
+    )
+    monkeypatch.setenv("FRONTDESK_LOAD_PLUGINS", setting)
+    registry = AgentRegistry()
+    infos = registry.discover()
+    statuses = {p.distribution: p.status for p in infos}
+    assert {d for d, s in statuses.items() if s is PluginStatus.LOADED} == loaded
+    assert {d for d, s in statuses.items() if s is PluginStatus.BLOCKED} == set(statuses) - loaded
+    # Nothing blocked was imported.
+    assert ("filtered_agents" in sys.modules) == ("frontdesk-filtered" in loaded)
+
+
+def test_rediscovery_keeps_agents_registered_in_code(
+    registry: AgentRegistry, make_agent: MakeAgent
+) -> None:
+    registry.register(make_agent(id="mine"))
+    registry.discover()
+    registry.discover()
+    assert {"mine", "sales", "support"} <= set(registry.list_ids())

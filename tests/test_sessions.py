@@ -1,0 +1,313 @@
+"""SessionManager behaviour beyond the storage contract: arguments, agents, the retry helper."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from frontdesk import (
+    AgentConfig,
+    AgentNotFoundError,
+    AgentRegistry,
+    InMemoryStorage,
+    InvalidTransitionError,
+    Session,
+    SessionChange,
+    SessionManager,
+    SessionState,
+    SessionStatus,
+    VersionConflictError,
+)
+from frontdesk.registry import use_default_registry
+from frontdesk.testing import TEST_AGENT_ID
+
+MakeAgent = Callable[..., AgentConfig]
+
+
+@pytest.fixture
+async def session(frontdesk_manager: SessionManager) -> Session:
+    return await frontdesk_manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="whatsapp:+34600000000", contact_id="+34600000000"
+    )
+
+
+class CountingStorage(InMemoryStorage):
+    """Counts storage calls, to check that each manager operation is exactly one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def create_session(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls.append("create_session")
+        return await super().create_session(*args, **kwargs)
+
+    async def get_session(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls.append("get_session")
+        return await super().get_session(*args, **kwargs)
+
+    async def find_active_session(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls.append("find_active_session")
+        return await super().find_active_session(*args, **kwargs)
+
+    async def commit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls.append("commit")
+        return await super().commit(*args, **kwargs)
+
+    async def list_turns(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls.append("list_turns")
+        return await super().list_turns(*args, **kwargs)
+
+    async def turn_stats(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls.append("turn_stats")
+        return await super().turn_stats(*args, **kwargs)
+
+
+async def test_each_operation_is_one_storage_call(frontdesk_registry: AgentRegistry) -> None:
+    storage = CountingStorage()
+    manager = SessionManager(storage, workspace_id="w", registry=frontdesk_registry)
+    session = await manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    sid = session.id
+    operations = [
+        manager.get_or_create_session(agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"),
+        manager.get_session(sid),
+        manager.get_session_by_conversation("c", TEST_AGENT_ID),
+        manager.get_state(sid),
+        manager.add_intent_seen(sid, "greeting"),
+        manager.add_template_sent(sid, "welcome"),
+        manager.update_captured_data(sid, {"name": "Ana"}),
+        manager.update_data(sid, {"k": 1}),
+        manager.add_turn(sid, role="user", content="hola"),
+        manager.get_turns(sid),
+        manager.get_total_tokens_used(sid),
+        manager.get_turn_count(sid),
+        manager.update_session_with_version(sid, 6, current_mode="collecting"),
+        manager.update_state(sid, 7, SessionState()),
+        manager.commit(sid, SessionChange(current_mode="confirming"), expected_version=8),
+        manager.handoff_session(sid, 9),
+    ]
+    for operation in operations:
+        storage.calls.clear()
+        await operation
+        assert len(storage.calls) == 1, storage.calls
+
+
+async def test_create_for_unknown_agent(frontdesk_manager: SessionManager) -> None:
+    with pytest.raises(AgentNotFoundError, match="available agents: test-agent"):
+        await frontdesk_manager.create_session(agent_id="nope", conversation_id="c", contact_id="u")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("conversation_id", ""), ("contact_id", "  "), ("conversation_id", None)]
+)
+async def test_create_checks_its_arguments(
+    frontdesk_manager: SessionManager, field: str, value: object
+) -> None:
+    kwargs: dict[str, object] = {
+        "agent_id": TEST_AGENT_ID,
+        "conversation_id": "c",
+        "contact_id": "u",
+    }
+    kwargs[field] = value
+    with pytest.raises(ValueError, match=field):
+        await frontdesk_manager.create_session(**kwargs)  # type: ignore[arg-type]
+
+
+def test_workspace_is_required() -> None:
+    with pytest.raises(ValueError, match="workspace_id"):
+        SessionManager(InMemoryStorage(), workspace_id="")
+
+
+async def test_manager_uses_the_default_registry_at_call_time(
+    registry: AgentRegistry, make_agent: MakeAgent
+) -> None:
+    manager = SessionManager(InMemoryStorage(), workspace_id="w")
+    registry.register(make_agent(id="late"))
+    with use_default_registry(registry):
+        assert manager.registry is registry
+        session = await manager.create_session(agent_id="late", conversation_id="c", contact_id="u")
+    assert session.agent_id == "late"
+
+
+async def test_invalid_transition_lists_allowed_moves(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    with pytest.raises(InvalidTransitionError) as excinfo:
+        await frontdesk_manager.update_session_with_version(session.id, 1, current_mode="done")
+    assert excinfo.value.allowed == ("collecting",)
+    assert str(excinfo.value) == (
+        "agent 'test-agent' cannot move to mode 'done' from 'greeting'; allowed: collecting."
+    )
+
+
+async def test_mode_change_for_an_unregistered_agent_is_refused(
+    frontdesk_manager: SessionManager, frontdesk_registry: AgentRegistry, session: Session
+) -> None:
+    frontdesk_registry.unregister(TEST_AGENT_ID)
+    with pytest.raises(InvalidTransitionError) as excinfo:
+        await frontdesk_manager.update_session_with_version(
+            session.id, 1, current_mode="collecting"
+        )
+    assert excinfo.value.allowed == ()
+    # Writes that do not change the mode need no agent.
+    assert (await frontdesk_manager.add_intent_seen(session.id, "greeting")).version == 2
+
+
+async def test_status_accepts_strings(frontdesk_manager: SessionManager, session: Session) -> None:
+    closed = await frontdesk_manager.update_session_with_version(session.id, 1, status="closed")
+    assert closed.status is SessionStatus.CLOSED
+
+
+async def test_replacing_state_needs_a_version(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    with pytest.raises(ValueError, match="expected_version"):
+        await frontdesk_manager.commit(
+            session.id, SessionChange(state=SessionState()), expected_version=None
+        )
+
+
+async def test_unconditional_commit_of_turns(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    from frontdesk import NewTurn
+
+    result = await frontdesk_manager.commit(
+        session.id,
+        SessionChange(
+            turns=[NewTurn(role="user", content="a"), NewTurn(role="assistant", content="b")]
+        ),
+        expected_version=None,
+    )
+    assert [t.turn_number for t in result.turns] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"confidence": 1.5}, "confidence"),
+        ({"confidence": float("nan")}, "confidence"),
+        ({"tokens_used": -1}, "tokens_used"),
+        ({"role": "robot"}, "robot"),
+    ],
+)
+async def test_add_turn_checks_its_arguments(
+    frontdesk_manager: SessionManager, session: Session, kwargs: dict[str, object], message: str
+) -> None:
+    arguments: dict[str, object] = {"role": "user", "content": "hi", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        await frontdesk_manager.add_turn(session.id, **arguments)  # type: ignore[arg-type]
+    assert await frontdesk_manager.get_turn_count(session.id) == 0
+
+
+async def test_helpers_check_their_arguments(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    with pytest.raises(ValueError, match="intent"):
+        await frontdesk_manager.add_intent_seen(session.id, "")
+    with pytest.raises(ValueError, match="template_name"):
+        await frontdesk_manager.add_template_sent(session.id, " ")
+    with pytest.raises(ValueError, match="bad keys"):
+        await frontdesk_manager.update_captured_data(session.id, {"n": 3})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="limit"):
+        await frontdesk_manager.get_turns(session.id, limit=-1)
+    assert (await frontdesk_manager.get_session(session.id)).version == 1
+
+
+# -- retry_on_conflict -----------------------------------------------------------------------
+
+
+async def test_retry_accepts_async_decide_and_none(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    async def move(current: Session) -> SessionChange:
+        await asyncio.sleep(0)
+        return SessionChange(current_mode="collecting")
+
+    result = await frontdesk_manager.retry_on_conflict(session.id, move)
+    assert result is not None
+    assert result.session.current_mode == "collecting"
+    assert await frontdesk_manager.retry_on_conflict(session.id, lambda current: None) is None
+    assert (await frontdesk_manager.get_session(session.id)).version == 2
+
+
+async def test_retry_rereads_after_a_conflict(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    seen: list[int] = []
+
+    async def decide(current: Session) -> SessionChange:
+        seen.append(current.version)
+        if len(seen) == 1:
+            await frontdesk_manager.add_intent_seen(session.id, "sneaked in")
+        return SessionChange(current_mode="collecting")
+
+    result = await frontdesk_manager.retry_on_conflict(session.id, decide, backoff=0)
+    assert seen == [1, 2]
+    assert result is not None
+    assert result.session.version == 3
+
+
+async def test_retry_does_not_retry_other_errors(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    calls = 0
+
+    def decide(current: Session) -> SessionChange:
+        nonlocal calls
+        calls += 1
+        return SessionChange(current_mode="done")
+
+    with pytest.raises(InvalidTransitionError):
+        await frontdesk_manager.retry_on_conflict(session.id, decide)
+    assert calls == 1
+
+
+async def test_retry_checks_what_decide_returns(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    with pytest.raises(TypeError, match="SessionChange or None"):
+        await frontdesk_manager.retry_on_conflict(session.id, lambda current: "collecting")  # type: ignore[arg-type,return-value]
+    with pytest.raises(ValueError, match="attempts"):
+        await frontdesk_manager.retry_on_conflict(session.id, lambda current: None, attempts=0)
+
+
+async def test_retry_can_be_cancelled_while_backing_off(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    interfered = asyncio.Event()
+
+    async def always_stale(current: Session) -> SessionChange:
+        await frontdesk_manager.add_template_sent(session.id, "interference")
+        interfered.set()
+        return SessionChange(current_mode="collecting")
+
+    task = asyncio.create_task(
+        frontdesk_manager.retry_on_conflict(
+            session.id, always_stale, attempts=1000, backoff=10, max_backoff=10
+        )
+    )
+    await interfered.wait()
+    await asyncio.sleep(0.01)  # let it fail its commit and start backing off
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    final = await frontdesk_manager.get_session(session.id)
+    assert final.current_mode == "greeting"
+    assert set(final.state.templates_sent) == {"interference"}
+
+
+async def test_version_conflict_error_says_what_to_do(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    await frontdesk_manager.add_intent_seen(session.id, "x")
+    with pytest.raises(VersionConflictError) as excinfo:
+        await frontdesk_manager.close_session(session.id, 1)
+    assert str(excinfo.value) == (
+        f"session {session.id} was expected at version 1, it is now at version 2; another "
+        "writer got there first. Nothing was written: re-read and retry."
+    )

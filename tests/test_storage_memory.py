@@ -1,0 +1,63 @@
+"""InMemoryStorage: the whole storage contract, plus what is particular to it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from frontdesk import ConflictError, SessionStatus
+from frontdesk.storage import Capability, Commit, NewSession, StorageBackend
+from frontdesk.storage.memory import InMemoryStorage
+from frontdesk.testing import StorageContractTests
+
+
+class TestInMemoryContract(StorageContractTests):
+    concurrency = 50
+
+    @pytest.fixture
+    def storage(self) -> InMemoryStorage:
+        return InMemoryStorage()
+
+
+def test_implements_the_protocol() -> None:
+    storage = InMemoryStorage()
+    assert isinstance(storage, StorageBackend)
+    assert Capability.THREADS in storage.capabilities
+
+
+async def test_clock_stamps_every_write() -> None:
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    storage = InMemoryStorage(clock=lambda: now)
+    session, created = await storage.create_session(
+        NewSession(
+            id="s1",
+            workspace_id="w",
+            agent_id="a",
+            conversation_id="c",
+            contact_id="u",
+            current_mode="m",
+        )
+    )
+    assert created
+    assert session.created_at == session.updated_at == now
+    result = await storage.commit("w", "s1", Commit())
+    assert result.session.updated_at == now
+    assert result.session.version == 2
+
+
+async def test_an_id_is_never_reused() -> None:
+    storage = InMemoryStorage()
+    new = NewSession(
+        id="s1",
+        workspace_id="w",
+        agent_id="a",
+        conversation_id="c",
+        contact_id="u",
+        current_mode="m",
+    )
+    await storage.create_session(new)
+    await storage.commit("w", "s1", Commit(status=None))
+    await storage.commit("w", "s1", Commit(status=SessionStatus.CLOSED))
+    with pytest.raises(ConflictError, match="is taken"):
+        await storage.create_session(new)

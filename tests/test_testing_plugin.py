@@ -1,0 +1,36 @@
+"""The pytest plugin's fixtures, as an application's tests would use them."""
+
+from __future__ import annotations
+
+from frontdesk import AgentRegistry, InMemoryStorage, SessionManager, agent_registry
+from frontdesk.registry import get_default_registry
+from frontdesk.testing import TEST_AGENT_ID, make_test_agent
+
+
+def test_registry_fixture_is_isolated_and_default(frontdesk_registry: AgentRegistry) -> None:
+    assert frontdesk_registry.list_ids() == [TEST_AGENT_ID]
+    assert get_default_registry() is frontdesk_registry
+    assert frontdesk_registry is not agent_registry
+
+
+def test_agents_registered_in_a_test_are_gone_after(frontdesk_registry: AgentRegistry) -> None:
+    frontdesk_registry.register(make_test_agent(id="only-here"))
+    assert "only-here" in frontdesk_registry
+
+
+def test_default_registry_is_restored_after_the_fixture() -> None:
+    assert get_default_registry() is agent_registry
+
+
+async def test_manager_fixture(
+    frontdesk_manager: SessionManager,
+    frontdesk_storage: InMemoryStorage,
+    frontdesk_registry: AgentRegistry,
+) -> None:
+    assert frontdesk_manager.storage is frontdesk_storage
+    assert frontdesk_manager.registry is frontdesk_registry
+    session, created = await frontdesk_manager.get_or_create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    assert created
+    assert await frontdesk_storage.get_session("test-workspace", session.id) == session
