@@ -12,6 +12,10 @@ import pytest
 
 from frontdesk import AgentConfig, AgentRegistry, ModelConfig, StateMachine
 
+# A real PostgreSQL for the Supabase backend's tests (skips without one, unless
+# FRONTDESK_REQUIRE_POSTGRES=1, which CI sets).
+pytest_plugins = ["tests.support.pg_fixtures"]
+
 _ENV = ("FRONTDESK_LOAD_PLUGINS", "FRONTDESK_STRICT_PLUGINS", "FRONTDESK_STORAGE")
 
 

@@ -1,24 +1,54 @@
-"""Every Python snippet in the README runs, and says what the README says it prints."""
+"""Every Python snippet in the README runs, and prints what the README says it prints."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import re
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from frontdesk.storage.migrations import apply_migrations
+from tests.support.gateway import PostgrestGateway
+from tests.support.postgres import setup_supabase_roles
+
 README = Path(__file__).parent.parent / "README.md"
-SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+SNIPPETS = [
+    textwrap.dedent(block)
+    for block in re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+]
+NEEDS_SUPABASE = "SupabaseStorage.from_env"
 
 
 def test_readme_has_snippets() -> None:
-    assert len(SNIPPETS) >= 4
+    assert len(SNIPPETS) >= 5
+
+
+@pytest.fixture
+def supabase_project(fresh_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """SUPABASE_URL and the key, naming a migrated database behind the gateway."""
+    authenticator = setup_supabase_roles(fresh_database)
+    apply_migrations(fresh_database)
+    with PostgrestGateway(authenticator, "frontdesk-readme-tests-jwt-secret-0123456789") as gw:
+        monkeypatch.setenv("SUPABASE_URL", gw.url)
+        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", gw.make_jwt("service_role"))
+        yield
 
 
 @pytest.mark.parametrize("source", SNIPPETS, ids=[f"snippet-{i}" for i in range(len(SNIPPETS))])
-def test_snippet_runs(source: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_snippet_runs(
+    source: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if NEEDS_SUPABASE in source:
+        request.getfixturevalue("supabase_project")
     namespace: dict[str, object] = {"__name__": "readme_snippet"}
     exec(compile(source, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    main = namespace.get("main")
+    if inspect.iscoroutinefunction(main) and "asyncio.run(main())" not in source:
+        asyncio.run(main())  # a snippet that defines main() for the reader to run
     printed = capsys.readouterr().out.splitlines()
     promised = [m.group(1).strip() for m in re.finditer(r"print\(.*\)\s+# (.*)", source)]
     assert printed == promised

@@ -1,0 +1,111 @@
+"""The SQL migrations shipped with frontdesk, and applying them to a Postgres database.
+
+`frontdesk db sql` prints them (for the Supabase SQL editor or `supabase db push`);
+`frontdesk db migrate --dsn URL` applies the ones a database lacks and records them in
+`frontdesk_migrations`, so running it twice is a no-op. Applying needs psycopg
+(`pip install frontdesk[supabase]`).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from attrs import frozen
+
+from ..errors import StorageError
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["Migration", "applied_migrations", "apply_migrations", "migrations", "render_sql"]
+
+_TRACKING_TABLE = """
+create table if not exists public.frontdesk_migrations (
+    name       text primary key,
+    applied_at timestamptz not null default now()
+);
+alter table public.frontdesk_migrations enable row level security;
+"""
+
+# Serialises concurrent `db migrate` runs (an arbitrary, fixed advisory-lock key).
+_LOCK_KEY = 0x66726F6E74
+
+
+@frozen
+class Migration:
+    """One numbered SQL file: `name` is its file name, e.g. `0001_sessions.sql`."""
+
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """Every migration shipped with this version of frontdesk, in order."""
+    folder = resources.files("frontdesk.storage.sql")
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+    return [Migration(f.name, f.read_text(encoding="utf-8")) for f in files]
+
+
+def render_sql() -> str:
+    """All migrations as one script, each under a header naming it."""
+    parts = [f"-- ==== {m.name} ====\n{m.sql.rstrip()}\n" for m in migrations()]
+    return "\n".join(parts)
+
+
+def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        raise StorageError(
+            "applying migrations needs psycopg: pip install 'frontdesk[supabase]'"
+        ) from None
+    try:
+        return psycopg.connect(dsn)
+    except psycopg.Error as exc:
+        raise StorageError(f"cannot connect to the database: {exc}".strip()) from exc
+
+
+def applied_migrations(dsn: str) -> list[str]:
+    """The names of the migrations already applied to the database at `dsn`."""
+    with _connect(dsn) as conn:
+        row = conn.execute(
+            "select to_regclass('public.frontdesk_migrations') is not null"
+        ).fetchone()
+        if not row or not row[0]:
+            return []
+        rows = conn.execute("select name from public.frontdesk_migrations order by name")
+        return [str(name) for (name,) in rows]
+
+
+def apply_migrations(dsn: str) -> list[str]:
+    """Apply, in order, each migration the database lacks; return the names applied.
+
+    Each migration commits together with its record, so a failure leaves the database at
+    the last migration that succeeded.
+    """
+    import psycopg
+
+    applied: list[str] = []
+    with _connect(dsn) as conn:
+        with conn.transaction():
+            conn.execute(_TRACKING_TABLE)
+        for migration in migrations():
+            with conn.transaction():
+                conn.execute("select pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                done = conn.execute(
+                    "select 1 from public.frontdesk_migrations where name = %s",
+                    (migration.name,),
+                ).fetchone()
+                if done:
+                    continue
+                try:
+                    conn.execute(migration.sql.encode())
+                except psycopg.Error as exc:
+                    raise StorageError(f"migration {migration.name} failed: {exc}") from exc
+                conn.execute(
+                    "insert into public.frontdesk_migrations (name) values (%s)",
+                    (migration.name,),
+                )
+            applied.append(migration.name)
+    return applied

@@ -1,0 +1,1 @@
+"""The SQL migrations the Supabase backend needs, numbered, applied in order."""

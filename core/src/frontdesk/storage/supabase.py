@@ -1,0 +1,404 @@
+"""`SupabaseStorage`: sessions in a Supabase (PostgREST) database, one RPC per operation.
+
+Install with `pip install 'frontdesk[supabase]'`, apply the migrations (`frontdesk db
+migrate --dsn ...`, or paste `frontdesk db sql` into the SQL editor), then:
+
+    storage = await SupabaseStorage.from_env()  # SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY
+    manager = SessionManager(storage, workspace_id="acme")
+    ...
+    await storage.aclose()
+
+Each primitive is one call to a Postgres function (see `sql/`), which PostgREST runs in
+one transaction: one HTTP request per `SessionManager` operation, all-or-nothing. Domain
+errors come back as PTnnn statuses with a JSON `detail` whose `kind` is mapped to the
+frontdesk error; transport failures become `StorageUnavailableError`, which says whether
+a write may have been applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+from postgrest.exceptions import APIError
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+from ..errors import (
+    ConflictError,
+    InvalidTransitionError,
+    SessionAlreadyActiveError,
+    SessionClosedError,
+    SessionNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+    TurnNumberConflictError,
+    VersionConflictError,
+)
+from ..models import (
+    NewTurn,
+    Role,
+    Session,
+    SessionState,
+    SessionStatus,
+    ToolCall,
+    Turn,
+    TurnStats,
+)
+from .base import (
+    AppendIntent,
+    AppendTemplate,
+    Commit,
+    CommitResult,
+    MergeCapturedData,
+    MergeData,
+    NewSession,
+    StateOp,
+)
+
+__all__ = ["SupabaseStorage"]
+
+URL_ENV = "SUPABASE_URL"
+KEY_ENV = "SUPABASE_SERVICE_ROLE_KEY"
+
+
+class SupabaseStorage:
+    """The `StorageBackend` for Supabase, over supabase-py's `AsyncClient`.
+
+    Create one per process and reuse it: it holds one HTTP connection pool. Pass an
+    existing client, or let `from_env()` make one (then `aclose()` closes it).
+    """
+
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(
+        self, client: AsyncClient, *, http_client: httpx.AsyncClient | None = None
+    ) -> None:
+        self.client = client
+        self._http_client = http_client
+
+    def __repr__(self) -> str:
+        return f"<SupabaseStorage url={self.client.supabase_url!r}>"
+
+    @classmethod
+    async def from_env(
+        cls,
+        *,
+        url: str | None = None,
+        key: str | None = None,
+        request_timeout: float = 10.0,
+    ) -> SupabaseStorage:
+        """Connect with SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (or the arguments).
+
+        `request_timeout` bounds each HTTP request, in seconds.
+
+        The service-role key is needed: the tables have row-level security with no
+        policy, so the public (anon) key sees nothing.
+        """
+        url = url or os.environ.get(URL_ENV, "")
+        key = key or os.environ.get(KEY_ENV, "")
+        missing = [name for name, value in ((URL_ENV, url), (KEY_ENV, key)) if not value]
+        if missing:
+            raise StorageError(
+                f"set {' and '.join(missing)} to use the Supabase backend "
+                "(Project Settings > API: the project URL and the service_role secret)."
+            )
+        # Our own httpx client, so that its connections are closed by aclose(): supabase-py
+        # never closes the one it makes itself.
+        http_client = httpx.AsyncClient(timeout=request_timeout)
+        try:
+            client = await acreate_client(
+                url, key, options=AsyncClientOptions(httpx_client=http_client)
+            )
+        except Exception:
+            await http_client.aclose()
+            raise
+        return cls(client, http_client=http_client)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections made by `from_env()` (a passed-in client is yours)."""
+        if self._http_client is not None:
+            await self._http_client.aclose()
+
+    async def __aenter__(self) -> SupabaseStorage:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- the primitives --------------------------------------------------------------------
+
+    async def create_session(
+        self, new: NewSession, *, return_existing: bool = False
+    ) -> tuple[Session, bool]:
+        data = await self._rpc(
+            "frontdesk_create_session",
+            {
+                "p_id": new.id,
+                "p_workspace_id": new.workspace_id,
+                "p_agent_id": new.agent_id,
+                "p_conversation_id": new.conversation_id,
+                "p_contact_id": new.contact_id,
+                "p_current_mode": new.current_mode,
+                "p_state": new.state.to_json(),
+                "p_return_existing": return_existing,
+            },
+            session_id=new.id,
+            extra={"conversation_id": new.conversation_id, "agent_id": new.agent_id},
+        )
+        return _session(data["session"]), bool(data["created"])
+
+    async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
+        if not _is_uuid(session_id):
+            return None
+        data = await self._rpc(
+            "frontdesk_get_session",
+            {"p_workspace_id": workspace_id, "p_session_id": session_id},
+            session_id=session_id,
+            read=True,
+        )
+        return None if data is None else _session(data)
+
+    async def find_active_session(
+        self, workspace_id: str, conversation_id: str, agent_id: str
+    ) -> Session | None:
+        data = await self._rpc(
+            "frontdesk_find_active_session",
+            {
+                "p_workspace_id": workspace_id,
+                "p_conversation_id": conversation_id,
+                "p_agent_id": agent_id,
+            },
+            read=True,
+        )
+        return None if data is None else _session(data)
+
+    async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
+        if not _is_uuid(session_id):
+            raise SessionNotFoundError(session_id)
+        params: dict[str, Any] = {
+            "p_workspace_id": workspace_id,
+            "p_session_id": session_id,
+            "p_state_ops": [_op_json(op) for op in commit.state_ops],
+            "p_turns": [_new_turn_json(turn) for turn in commit.turns],
+        }
+        # Parameters left out take their SQL defaults (NULL: "leave as it is").
+        optional = {
+            "p_expected_version": commit.expected_version,
+            "p_current_mode": commit.current_mode,
+            "p_status": str(commit.status) if commit.status is not None else None,
+            "p_last_activity_at": (
+                commit.last_activity_at.isoformat() if commit.last_activity_at else None
+            ),
+            "p_state": commit.state.to_json() if commit.state is not None else None,
+            "p_mode_allowed_from": (
+                {agent: sorted(modes) for agent, modes in commit.mode_allowed_from.items()}
+                if commit.mode_allowed_from is not None
+                else None
+            ),
+        }
+        params.update({name: value for name, value in optional.items() if value is not None})
+        data = await self._rpc(
+            "frontdesk_commit",
+            params,
+            session_id=session_id,
+            extra={"expected_version": commit.expected_version},
+        )
+        return CommitResult(
+            session=_session(data["session"]),
+            turns=tuple(_turn(turn) for turn in data["turns"]),
+        )
+
+    async def list_turns(
+        self, workspace_id: str, session_id: str, *, limit: int | None = None
+    ) -> Sequence[Turn]:
+        if not _is_uuid(session_id):
+            raise SessionNotFoundError(session_id)
+        params: dict[str, Any] = {"p_workspace_id": workspace_id, "p_session_id": session_id}
+        if limit is not None:
+            params["p_limit"] = limit
+        data = await self._rpc("frontdesk_list_turns", params, session_id=session_id, read=True)
+        return [_turn(turn) for turn in data]
+
+    async def turn_stats(self, workspace_id: str, session_id: str) -> TurnStats:
+        if not _is_uuid(session_id):
+            raise SessionNotFoundError(session_id)
+        data = await self._rpc(
+            "frontdesk_turn_stats",
+            {"p_workspace_id": workspace_id, "p_session_id": session_id},
+            session_id=session_id,
+            read=True,
+        )
+        return TurnStats(count=int(data["count"]), tokens_used=int(data["tokens_used"]))
+
+    async def health(self) -> dict[str, Any]:
+        """What the database reports about itself (schema version, row-level security)."""
+        data: dict[str, Any] = await self._rpc("frontdesk_health", {}, read=True)
+        return data
+
+    # -- the one request -------------------------------------------------------------------
+
+    async def _rpc(
+        self,
+        function: str,
+        params: dict[str, Any],
+        *,
+        session_id: str | None = None,
+        read: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Call one Postgres function with one HTTP request; map its failures."""
+        try:
+            # Reads go as GET: PostgREST runs them read-only, and the client may retry them.
+            response = await self.client.rpc(function, params, get=read).execute()
+        except APIError as exc:
+            raise _domain_error(exc, function, session_id, extra or {}) from exc
+        except httpx.TimeoutException as exc:
+            raise StorageUnavailableError(
+                function, f"timed out: {type(exc).__name__}", may_have_applied=not read
+            ) from exc
+        except httpx.ConnectError as exc:
+            raise StorageUnavailableError(
+                function, f"cannot connect: {exc}", may_have_applied=False
+            ) from exc
+        except httpx.TransportError as exc:
+            # The request may have reached the database before the connection broke.
+            raise StorageUnavailableError(
+                function, f"{type(exc).__name__}: {exc}", may_have_applied=not read
+            ) from exc
+        return response.data
+
+
+def _domain_error(
+    exc: APIError, function: str, session_id: str | None, extra: Mapping[str, Any]
+) -> Exception:
+    code = str(exc.code)
+    if code.startswith("PT") and exc.hint == "frontdesk":
+        detail = _detail(exc.details)
+        kind = detail.get("kind")
+        sid = str(session_id)
+        if kind == "session_not_found":
+            return SessionNotFoundError(sid)
+        if kind == "version_conflict":
+            return VersionConflictError(
+                sid, int(extra["expected_version"]), detail.get("current_version")
+            )
+        if kind == "session_closed":
+            return SessionClosedError(sid, str(detail.get("status")))
+        if kind == "turn_number_conflict":
+            return TurnNumberConflictError(
+                sid, int(detail["turn_number"]), int(detail["next_turn_number"])
+            )
+        if kind == "invalid_transition":
+            return InvalidTransitionError(
+                sid,
+                agent_id=str(detail["agent_id"]),
+                current_mode=detail.get("current_mode"),
+                requested_mode=str(detail["requested_mode"]),
+                allowed=(),
+            )
+        if kind == "session_already_active" and "existing_session_id" in detail:
+            return SessionAlreadyActiveError(
+                str(detail["existing_session_id"]),
+                conversation_id=str(extra.get("conversation_id", "")),
+                agent_id=str(extra.get("agent_id", "")),
+            )
+        return ConflictError(f"{exc.message} ({kind})", session_id=session_id)
+    if code in {"PGRST202", "42883", "42P01"}:
+        return StorageError(
+            f"the database lacks frontdesk's functions ({function}): apply the migrations "
+            "with `frontdesk db migrate --dsn ...` or paste `frontdesk db sql` into the "
+            "Supabase SQL editor."
+        )
+    if code in {"PGRST301", "PGRST302", "PGRST303", "42501"}:
+        return StorageError(
+            f"the key was refused ({code}: {exc.message}); use the service_role secret key "
+            "in SUPABASE_SERVICE_ROLE_KEY."
+        )
+    if code.startswith(("08", "53", "57", "40", "PGRST0")) or (code.isdigit() and int(code) >= 500):
+        # The server answered with an error: its transaction was rolled back.
+        return StorageUnavailableError(function, f"{code}: {exc.message}", may_have_applied=False)
+    return StorageError(f"{function} failed ({code}): {exc.message}")
+
+
+def _detail(details: object) -> dict[str, Any]:
+    try:
+        parsed = json.loads(str(details))
+    except (TypeError, ValueError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def _op_json(op: StateOp) -> dict[str, Any]:
+    if isinstance(op, AppendIntent):
+        return {"op": "append_intent", "intent": op.intent}
+    if isinstance(op, AppendTemplate):
+        return {"op": "append_template", "name": op.name}
+    if isinstance(op, MergeCapturedData):
+        return {"op": "merge_captured_data", "data": dict(op.data)}
+    if isinstance(op, MergeData):
+        return {"op": "merge_data", "data": dict(op.data)}
+    raise TypeError(f"unknown state operation {op!r}")  # pragma: no cover - a closed union
+
+
+def _new_turn_json(turn: NewTurn) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "role": str(turn.role),
+        "content": turn.content,
+        "intent_detected": turn.intent_detected,
+        "confidence": turn.confidence,
+        "tools_called": [
+            {"name": call.name, "input": call.input, "output": call.output}
+            for call in turn.tools_called
+        ],
+        "tokens_used": turn.tokens_used,
+    }
+    if turn.turn_number is not None:
+        data["turn_number"] = turn.turn_number
+    return data
+
+
+def _session(data: Mapping[str, Any]) -> Session:
+    return Session(
+        id=str(data["id"]),
+        workspace_id=data["workspace_id"],
+        agent_id=data["agent_id"],
+        conversation_id=data["conversation_id"],
+        contact_id=data["contact_id"],
+        version=int(data["version"]),
+        status=SessionStatus(data["status"]),
+        current_mode=data["current_mode"],
+        state=SessionState.from_json(data["state"]),
+        created_at=datetime.fromisoformat(data["created_at"]),
+        updated_at=datetime.fromisoformat(data["updated_at"]),
+        last_activity_at=datetime.fromisoformat(data["last_activity_at"]),
+    )
+
+
+def _turn(data: Mapping[str, Any]) -> Turn:
+    return Turn(
+        session_id=str(data["session_id"]),
+        turn_number=int(data["turn_number"]),
+        role=Role(data["role"]),
+        content=data["content"],
+        intent_detected=data["intent_detected"],
+        confidence=data["confidence"],
+        tools_called=tuple(
+            ToolCall(call["name"], call.get("input"), call.get("output"))
+            for call in data["tools_called"]
+        ),
+        tokens_used=int(data["tokens_used"]),
+        created_at=datetime.fromisoformat(data["created_at"]),
+    )

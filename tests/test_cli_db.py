@@ -1,0 +1,94 @@
+"""`frontdesk db`: print the schema, apply it, check a project (through click's runner)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from frontdesk.cli import create_cli
+from frontdesk.storage.migrations import migrations
+from tests.support.gateway import PostgrestGateway
+from tests.support.postgres import setup_supabase_roles
+
+JWT_SECRET = "frontdesk-cli-db-tests-jwt-secret-0123456789"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(create_cli(), list(args), prog_name="frontdesk")
+
+
+def test_sql_prints_every_migration() -> None:
+    result = run("db", "sql")
+    assert result.exit_code == 0
+    for migration in migrations():
+        assert f"-- ==== {migration.name} ====" in result.stdout
+        assert migration.sql.strip() in result.stdout
+
+
+def test_migrate_applies_once(fresh_database: str) -> None:
+    setup_supabase_roles(fresh_database)
+    first = run("db", "migrate", "--dsn", fresh_database)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines() == [f"applied {m.name}" for m in migrations()]
+    second = run("db", "migrate", "--dsn", fresh_database)
+    assert second.stdout.strip() == "up to date: no migration to apply"
+
+
+def test_migrate_reports_a_bad_dsn_in_one_line() -> None:
+    result = run("db", "migrate", "--dsn", "postgresql://nobody@127.0.0.1:9/none")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot connect to the database")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.fixture
+def project(fresh_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgrestGateway]:
+    """A migrated database behind the gateway, named by the Supabase environment variables."""
+    authenticator = setup_supabase_roles(fresh_database)
+    assert run("db", "migrate", "--dsn", fresh_database).exit_code == 0
+    with PostgrestGateway(authenticator, JWT_SECRET) as gateway:
+        monkeypatch.setenv("SUPABASE_URL", gateway.url)
+        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", gateway.make_jwt("service_role"))
+        yield gateway
+
+
+def test_check_a_healthy_project(
+    project: PostgrestGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUPABASE_ANON_KEY", project.make_jwt("anon"))
+    result = run("db", "check", "--requests", "3")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any("ok  reachable and migrated: schema version 1" in line for line in lines)
+    assert any(
+        "ok  row-level security: agent_sessions=True, agent_turns=True" in line for line in lines
+    )
+    assert any("ok  anon key denied: refused" in line for line in lines)
+    assert any("round trip: median" in line and "over 3 requests" in line for line in lines)
+
+
+def test_check_without_anon_key_skips_that_check(project: PostgrestGateway) -> None:
+    result = run("db", "check")
+    assert result.exit_code == 0
+    assert "skip  anon key denied: set SUPABASE_ANON_KEY" in result.stdout
+
+
+def test_check_an_unmigrated_project(fresh_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    authenticator = setup_supabase_roles(fresh_database)
+    with PostgrestGateway(authenticator, JWT_SECRET) as gateway:
+        monkeypatch.setenv("SUPABASE_URL", gateway.url)
+        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", gateway.make_jwt("service_role"))
+        result = run("db", "check")
+    assert result.exit_code == 1
+    assert "FAIL  reachable and migrated" in result.stdout
+    assert "frontdesk db migrate" in result.stdout
+
+
+def test_check_without_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SUPABASE_URL", raising=False)
+    monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY", raising=False)
+    result = run("db", "check")
+    assert result.exit_code == 1
+    assert "set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY" in result.stderr

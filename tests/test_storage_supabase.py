@@ -1,0 +1,365 @@
+"""SupabaseStorage through the real supabase-py client, over real HTTP, on real PostgreSQL.
+
+The database is a throwaway PostgreSQL (or FRONTDESK_TEST_POSTGRES_DSN) with Supabase's
+roles and frontdesk's migrations; in front of it, the PostgREST-protocol gateway in
+`tests/support/gateway.py`, itself tested against PostgREST's documented behaviour. With
+SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY set, the contract suite also runs against that
+live project.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+from supabase import AsyncClientOptions, acreate_client
+
+from frontdesk import (
+    AgentRegistry,
+    SessionManager,
+    StorageError,
+    StorageUnavailableError,
+    open_storage,
+)
+from frontdesk.storage.migrations import applied_migrations, apply_migrations, migrations
+from frontdesk.storage.supabase import SupabaseStorage
+from frontdesk.testing import TEST_AGENT_ID, StorageContractTests, make_test_agent
+from tests.support.gateway import PostgrestGateway
+from tests.support.postgres import setup_supabase_roles
+
+JWT_SECRET = "frontdesk-supabase-tests-jwt-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def migrated_database(module_database: str) -> str:
+    """The module's database with Supabase's roles and frontdesk's migrations."""
+    setup_supabase_roles(module_database)
+    apply_migrations(module_database)
+    return module_database
+
+
+@pytest.fixture(scope="module")
+def gateway(migrated_database: str) -> Iterator[PostgrestGateway]:
+    authenticator = setup_supabase_roles(migrated_database)
+    with PostgrestGateway(authenticator, JWT_SECRET, pool_size=24) as gateway:
+        yield gateway
+
+
+async def _storage(gateway: PostgrestGateway, key: str) -> SupabaseStorage:
+    return await SupabaseStorage.from_env(url=gateway.url, key=key)
+
+
+@pytest.fixture
+async def storage(gateway: PostgrestGateway) -> AsyncIterator[SupabaseStorage]:
+    storage = await _storage(gateway, gateway.make_jwt("service_role"))
+    yield storage
+    await storage.aclose()
+
+
+@pytest.fixture
+def manager(storage: SupabaseStorage) -> SessionManager:
+    registry = AgentRegistry()
+    registry.register(make_test_agent())
+    return SessionManager(storage, workspace_id=f"ws-{uuid.uuid4()}", registry=registry)
+
+
+class TestSupabaseContract(StorageContractTests):
+    """The whole contract: supabase-py -> HTTP -> gateway -> PostgreSQL."""
+
+    @pytest.fixture
+    async def storage(self, gateway: PostgrestGateway) -> AsyncIterator[SupabaseStorage]:
+        storage = await _storage(gateway, gateway.make_jwt("service_role"))
+        yield storage
+        await storage.aclose()
+
+
+class TestLiveSupabaseContract(StorageContractTests):
+    """The contract against a live project, when SUPABASE_URL and the key are set."""
+
+    concurrency = 10
+
+    @pytest.fixture
+    async def storage(self) -> AsyncIterator[SupabaseStorage]:
+        if not (os.environ.get("SUPABASE_URL") and os.environ.get("SUPABASE_SERVICE_ROLE_KEY")):
+            pytest.skip(
+                "live Supabase: set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY to run the "
+                "contract suite against a project with frontdesk's migrations applied"
+            )
+        storage = await SupabaseStorage.from_env()
+        yield storage
+        await storage.aclose()
+
+
+# -- one request per operation ---------------------------------------------------------------
+
+
+async def test_each_operation_is_one_http_request(
+    manager: SessionManager, gateway: PostgrestGateway
+) -> None:
+    async def count(operation: Any) -> int:
+        gateway.reset_request_count()
+        await operation
+        return gateway.request_count
+
+    assert (
+        await count(
+            manager.create_session(agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u")
+        )
+        == 1
+    )
+    session = await manager.get_session_by_conversation("c", TEST_AGENT_ID)
+    assert session is not None
+    sid = session.id
+    operations = {
+        "get_or_create_session": manager.get_or_create_session(
+            agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+        ),
+        "get_session": manager.get_session(sid),
+        "get_state": manager.get_state(sid),
+        "add_intent_seen": manager.add_intent_seen(sid, "greeting"),
+        "update_captured_data": manager.update_captured_data(sid, {"name": "Ana"}),
+        "add_turn": manager.add_turn(sid, role="user", content="hola", tokens_used=5),
+        "get_turns": manager.get_turns(sid, limit=5),
+        "get_total_tokens_used": manager.get_total_tokens_used(sid),
+        "get_turn_count": manager.get_turn_count(sid),
+        "update_session_with_version": manager.update_session_with_version(
+            sid, 4, current_mode="collecting"
+        ),
+        "close_session": manager.close_session(sid, 5),
+    }
+    counts = {name: await count(operation) for name, operation in operations.items()}
+    assert counts == dict.fromkeys(operations, 1)
+
+
+# -- keys and roles --------------------------------------------------------------------------
+
+
+async def test_anon_key_is_refused(gateway: PostgrestGateway, manager: SessionManager) -> None:
+    session = await manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    anon = await _storage(gateway, gateway.make_jwt("anon"))
+    try:
+        with pytest.raises(StorageError, match="key was refused"):
+            await anon.get_session(manager.workspace_id, session.id)
+        with pytest.raises(StorageError, match="key was refused"):
+            await anon.commit(manager.workspace_id, session.id, _empty_commit())
+    finally:
+        await anon.aclose()
+    assert (await manager.get_session(session.id)).version == 1
+
+
+async def test_anon_cannot_read_the_tables(migrated_database: str) -> None:
+    with psycopg.connect(migrated_database, autocommit=True) as conn:
+        conn.execute("set role anon")
+        for table in ("agent_sessions", "agent_turns"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql.SQL("select * from {}").format(sql.Identifier("public", table)))
+        conn.execute("reset role")
+
+
+async def test_wrong_key_is_refused(gateway: PostgrestGateway) -> None:
+    other = PostgrestGateway.__new__(PostgrestGateway)
+    other.jwt_secret = "another-projects-secret-0123456789-abcdefgh"
+    forged = PostgrestGateway.make_jwt(other, "service_role")
+    storage = await _storage(gateway, forged)
+    try:
+        with pytest.raises(StorageError, match="key was refused"):
+            await storage.find_active_session("w", "c", TEST_AGENT_ID)
+    finally:
+        await storage.aclose()
+
+
+# -- failures --------------------------------------------------------------------------------
+
+
+async def test_write_dropped_after_commit_is_consistent(
+    manager: SessionManager, gateway: PostgrestGateway
+) -> None:
+    session = await manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    gateway.fail_next("drop_after_commit", function="frontdesk_commit")
+    with pytest.raises(StorageUnavailableError) as excinfo:
+        await manager.add_turn(session.id, role="user", content="did it land?", tokens_used=7)
+    assert excinfo.value.may_have_applied is True
+    assert "re-read" in str(excinfo.value)
+    after = await manager.get_session(session.id)
+    turns = await manager.get_turns(session.id)
+    # It landed whole: one version, one turn, counters that agree with the turns.
+    assert after.version == 2
+    assert [t.content for t in turns] == ["did it land?"]
+    assert await manager.get_turn_count(session.id) == 1
+    assert await manager.get_total_tokens_used(session.id) == 7
+
+
+async def test_write_dropped_before_it_ran_leaves_nothing(
+    manager: SessionManager, gateway: PostgrestGateway
+) -> None:
+    session = await manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    gateway.fail_next("drop_before", function="frontdesk_commit")
+    with pytest.raises(StorageUnavailableError) as excinfo:
+        await manager.add_intent_seen(session.id, "lost")
+    assert excinfo.value.may_have_applied is True  # the client cannot tell the two apart
+    assert await manager.get_session(session.id) == session
+
+
+async def test_unreachable_server(manager: SessionManager) -> None:
+    storage = await SupabaseStorage.from_env(url="http://127.0.0.1:9", key="k")
+    try:
+        with pytest.raises(StorageUnavailableError) as excinfo:
+            await storage.find_active_session("w", "c", "a")
+        assert excinfo.value.may_have_applied is False
+    finally:
+        await storage.aclose()
+
+
+async def test_missing_migrations_say_what_to_do(fresh_database: str) -> None:
+    authenticator = setup_supabase_roles(fresh_database)
+    with PostgrestGateway(authenticator, JWT_SECRET) as bare:
+        storage = await _storage(bare, bare.make_jwt("service_role"))
+        try:
+            with pytest.raises(StorageError, match="frontdesk db migrate"):
+                await storage.find_active_session("w", "c", "a")
+        finally:
+            await storage.aclose()
+
+
+async def test_a_session_id_that_is_not_a_uuid_is_missing(manager: SessionManager) -> None:
+    from frontdesk import SessionNotFoundError
+
+    with pytest.raises(SessionNotFoundError):
+        await manager.get_session("not-a-uuid")
+    with pytest.raises(SessionNotFoundError):
+        await manager.add_turn("not-a-uuid", role="user", content="x")
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+async def test_from_env_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SUPABASE_URL", raising=False)
+    monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY", raising=False)
+    with pytest.raises(StorageError, match="set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY"):
+        await SupabaseStorage.from_env()
+
+
+async def test_open_storage_by_name(
+    gateway: PostgrestGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUPABASE_URL", gateway.url)
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", gateway.make_jwt("service_role"))
+    monkeypatch.setenv("FRONTDESK_STORAGE", "supabase")
+    storage = await open_storage()
+    try:
+        assert isinstance(storage, SupabaseStorage)
+        assert await storage.find_active_session("w", "c", "a") is None
+    finally:
+        await storage.aclose()
+
+
+async def test_a_client_of_your_own(gateway: PostgrestGateway) -> None:
+    async with httpx.AsyncClient() as http:
+        client = await acreate_client(
+            gateway.url,
+            gateway.make_jwt("service_role"),
+            options=AsyncClientOptions(httpx_client=http),
+        )
+        storage = SupabaseStorage(client)
+        assert await storage.get_session("w", str(uuid.uuid4())) is None
+        await storage.aclose()  # leaves a passed-in client open
+        assert not http.is_closed
+
+
+# -- the schema ------------------------------------------------------------------------------
+
+
+def test_migrations_apply_once(fresh_database: str) -> None:
+    setup_supabase_roles(fresh_database)
+    names = [m.name for m in migrations()]
+    assert names == sorted(names)
+    assert names[0] == "0001_sessions.sql"
+    assert apply_migrations(fresh_database) == names
+    assert apply_migrations(fresh_database) == []
+    assert applied_migrations(fresh_database) == names
+
+
+def test_security_settings(migrated_database: str) -> None:
+    with psycopg.connect(migrated_database) as conn:
+        rls = dict(
+            conn.execute(
+                "select relname, relrowsecurity from pg_class "
+                "where relname in ('agent_sessions', 'agent_turns', 'frontdesk_migrations')"
+            ).fetchall()
+        )
+        assert rls == {"agent_sessions": True, "agent_turns": True, "frontdesk_migrations": True}
+        policies = conn.execute(
+            "select count(*) from pg_policies where tablename like 'agent_%'"
+        ).fetchone()
+        assert policies == (0,)
+        functions = conn.execute(
+            "select p.oid::regprocedure::text, p.prosecdef, "
+            "has_function_privilege('anon', p.oid, 'execute'), "
+            "has_function_privilege('authenticated', p.oid, 'execute'), "
+            "has_function_privilege('service_role', p.oid, 'execute') "
+            "from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+            "where n.nspname = 'public' and p.proname like 'frontdesk\\_%'"
+        ).fetchall()
+        assert len(functions) >= 8
+        for name, definer, anon, authenticated, service in functions:
+            assert (definer, anon, authenticated, service) == (False, False, False, True), name
+
+
+def test_queries_use_the_indexes(fresh_database: str) -> None:
+    setup_supabase_roles(fresh_database)
+    apply_migrations(fresh_database)
+    with psycopg.connect(fresh_database) as conn:
+        # Enough rows, spread over workspaces and conversations, for real plans.
+        conn.execute(
+            "insert into public.agent_sessions "
+            "(id, workspace_id, agent_id, conversation_id, contact_id, status, current_mode) "
+            "select gen_random_uuid(), 'w' || (i % 20), 'a', 'c' || i, 'u' || i, "
+            "case when i % 3 = 0 then 'closed' else 'active' end, 'm' "
+            "from generate_series(1, 20000) i"
+        )
+        conn.execute(
+            "insert into public.agent_turns (session_id, turn_number, role, content) "
+            "select s.id, n, 'user', 'x' from "
+            "(select id from public.agent_sessions limit 2000) s, generate_series(1, 20) n"
+        )
+        conn.execute("analyze public.agent_sessions")
+        conn.execute("analyze public.agent_turns")
+        some = conn.execute("select id from public.agent_sessions limit 1").fetchone()
+        assert some is not None
+        session_id = sql.Literal(str(some[0]))
+        plans = {
+            "agent_sessions_one_active": sql.SQL(
+                "select * from public.agent_sessions where workspace_id = 'w1' "
+                "and conversation_id = 'c1' and agent_id = 'a' and status = 'active'"
+            ),
+            "agent_sessions_pkey": sql.SQL(
+                "select * from public.agent_sessions where id = {} and workspace_id = 'w1'"
+            ).format(session_id),
+            "agent_turns_pkey": sql.SQL(
+                "select * from public.agent_turns where session_id = {} "
+                "order by turn_number desc limit 10"
+            ).format(session_id),
+        }
+        for index, query in plans.items():
+            rows = conn.execute(sql.SQL("explain {}").format(query)).fetchall()
+            plan = "\n".join(str(row[0]) for row in rows)
+            assert f"using {index} on" in plan, plan
+
+
+def _empty_commit() -> Any:
+    from frontdesk.storage import Commit
+
+    return Commit()
