@@ -85,7 +85,8 @@ def make_distribution(
 
     `make_distribution("frontdesk-extra", modules={"extra_agents": "source"},
     agents={"extra": "extra_agents"})` makes importlib.metadata find `frontdesk-extra` with
-    a `frontdesk.agents` entry point, exactly as pip would have left it.
+    a `frontdesk.agents` entry point, exactly as pip would have left it; `storage=` adds
+    `frontdesk.storage` entry points.
     """
     site = tmp_path / "site-packages"
     site.mkdir()
@@ -98,6 +99,7 @@ def make_distribution(
         version: str = "1.0",
         modules: Mapping[str, str] = {},
         agents: Mapping[str, str] = {},
+        storage: Mapping[str, str] = {},
     ) -> Path:
         for module, source in modules.items():
             (site / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
@@ -108,6 +110,7 @@ def make_distribution(
             f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8"
         )
         lines = ["[frontdesk.agents]", *(f"{ep} = {target}" for ep, target in agents.items())]
+        lines += ["[frontdesk.storage]", *(f"{ep} = {target}" for ep, target in storage.items())]
         (dist_info / "entry_points.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return dist_info
 

@@ -46,6 +46,7 @@ def create_cli() -> click.Group:
     cli.add_command(_agents_group())
     cli.add_command(_plugins_command())
     cli.add_command(_db_group())
+    cli.add_command(_demo_command())
     return cli
 
 
@@ -231,6 +232,128 @@ def _plugins_command() -> click.Command:
         console.print(table)
 
     return plugins
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+def _demo_command() -> click.Command:
+    @click.command("demo")
+    @click.option(
+        "--conversations", default=200, show_default=True, help="Conversations to simulate."
+    )
+    @click.option(
+        "--messages", default=8, show_default=True, help="Most messages per conversation."
+    )
+    @click.option("--workers", default=16, show_default=True, help="Concurrent workers.")
+    @click.option(
+        "--seed", type=int, default=None, help="Random seed (a seeded run is reproducible)."
+    )
+    @click.option(
+        "--storage",
+        "storage_name",
+        envvar="FRONTDESK_STORAGE",
+        default="memory",
+        show_default=True,
+        help="Storage backend by name (memory, supabase, ...); also $FRONTDESK_STORAGE.",
+    )
+    def demo(
+        conversations: int, messages: int, workers: int, seed: int | None, storage_name: str
+    ) -> None:
+        """Simulate busy WhatsApp traffic against the installed agents, then check it.
+
+        Users double- and triple-text, so several workers write to one conversation at
+        once. Every message is then looked for in the stored turns and state: the run
+        fails (exit 1) if anything was lost, duplicated or misnumbered.
+        """
+        for name, value in (
+            ("--conversations", conversations),
+            ("--messages", messages),
+            ("--workers", workers),
+        ):
+            if value < 1:
+                raise click.BadParameter("must be at least 1", param_hint=name)
+        report = asyncio.run(_run_demo(conversations, messages, workers, seed, storage_name))
+        _print_report(report)
+        if not report.ok:
+            raise SystemExit(1)
+
+    return demo
+
+
+async def _run_demo(
+    conversations: int, messages: int, workers: int, seed: int | None, storage_name: str
+) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from .demo import run_demo
+    from .storage import open_storage
+
+    registry = _registry()
+    if not registry.list():
+        raise click.ClickException(
+            "no agents installed: pip install frontdesk-sales (or another agent package)"
+        )
+    storage = await _guard_async(open_storage(storage_name))
+    try:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as progress:
+            task = progress.add_task("messages", total=None)
+            return await _guard_async(
+                run_demo(
+                    storage,
+                    registry,
+                    conversations=conversations,
+                    messages=messages,
+                    workers=workers,
+                    seed=seed,
+                    storage_name=storage_name,
+                    on_message=lambda: progress.advance(task),
+                )
+            )
+    finally:
+        await storage.aclose()
+
+
+async def _guard_async(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except FrontdeskError as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from exc
+
+
+def _print_report(report: Any) -> None:
+    console = Console(highlight=False)
+    table = Table(title=f"frontdesk demo ({report.storage}, seed {report.seed})", box=None)
+    table.add_column("")
+    table.add_column("", justify="right")
+    rows = [
+        ("conversations", f"{report.conversations}"),
+        ("messages", f"{report.messages}"),
+        ("sessions", f"{report.sessions}"),
+        ("turns", f"{report.turns}"),
+        ("version conflicts detected", f"{report.conflicts}"),
+        ("retries", f"{report.retries}"),
+        ("lost updates", f"{report.lost_updates}"),
+        ("storage calls per message", f"{report.calls_per_message:.2f}"),
+        (
+            "storage call latency",
+            "p50 {p50:.2f} ms, p95 {p95:.2f} ms, p99 {p99:.2f} ms".format(**report.latency_ms),
+        ),
+        ("time", f"{report.elapsed:.2f} s"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    for check in report.checks:
+        mark = "[green]ok[/]" if check.passed else "[red]FAIL[/]"
+        console.print(f"{mark} {check.name}: {check.detail}")
 
 
 # -- db --------------------------------------------------------------------------------------

@@ -3,10 +3,15 @@
 Everything lives in process memory and is gone when the process ends. Each primitive runs
 under one lock without awaiting inside it, so it is atomic for asyncio tasks and for
 threads alike. Values are copied in and out: nothing a caller holds aliases stored data.
+
+Each primitive first yields to the event loop, as a call over the network would: other
+tasks run in between, so the interleavings that real backends see (and the conflicts
+they cause) happen here too, in tests and in the demo.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import threading
 from collections.abc import Callable, Sequence
@@ -65,6 +70,7 @@ class InMemoryStorage:
         self, new: NewSession, *, return_existing: bool = False
     ) -> tuple[Session, bool]:
         key = (new.workspace_id, new.conversation_id, new.agent_id)
+        await asyncio.sleep(0)
         with self._lock:
             existing_id = self._active.get(key)
             if existing_id is not None:
@@ -99,6 +105,7 @@ class InMemoryStorage:
             return self._read(record), True
 
     async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
+        await asyncio.sleep(0)
         with self._lock:
             record = self._records.get(session_id)
             if record is None or record.session.workspace_id != workspace_id:
@@ -108,11 +115,13 @@ class InMemoryStorage:
     async def find_active_session(
         self, workspace_id: str, conversation_id: str, agent_id: str
     ) -> Session | None:
+        await asyncio.sleep(0)
         with self._lock:
             session_id = self._active.get((workspace_id, conversation_id, agent_id))
             return None if session_id is None else self._read(self._records[session_id])
 
     async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
+        await asyncio.sleep(0)
         with self._lock:
             record = self._find(workspace_id, session_id)
             current = record.session
@@ -179,12 +188,14 @@ class InMemoryStorage:
     async def list_turns(
         self, workspace_id: str, session_id: str, *, limit: int | None = None
     ) -> Sequence[Turn]:
+        await asyncio.sleep(0)
         with self._lock:
             turns = self._find(workspace_id, session_id).turns
             chosen = turns if limit is None else turns[max(len(turns) - limit, 0) :]
             return [_copy_turn(turn) for turn in chosen]
 
     async def turn_stats(self, workspace_id: str, session_id: str) -> TurnStats:
+        await asyncio.sleep(0)
         with self._lock:
             record = self._find(workspace_id, session_id)
             return TurnStats(count=len(record.turns), tokens_used=record.tokens_used)

@@ -1,0 +1,465 @@
+"""`frontdesk demo`: simulated WhatsApp traffic against the installed agents, then checked.
+
+Many conversations run at once; users double- and triple-text, so several workers handle
+one conversation at the same moment. Each message is processed the way a webhook handler
+would, with the public API only:
+
+1. `get_or_create_session` for the conversation;
+2. `add_turn` for the user's message, `add_intent_seen`, `update_captured_data`;
+3. `retry_on_conflict` to decide the next mode from the agent's state machine and record
+   the assistant's reply in the same atomic commit.
+
+When a conversation's messages are done it is closed, or handed off to a human. Then every
+conversation is checked: each message is found exactly once in the turns and the state,
+turn numbers have no gaps, the version counts every write. Nothing is assumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from attrs import define, field, frozen
+
+from .config import AgentConfig
+from .errors import FrontdeskError
+from .models import NewTurn, Role, Session, SessionState, SessionStatus, Turn, TurnStats
+from .registry import AgentRegistry
+from .sessions import SessionChange, SessionManager
+from .storage.base import Commit, CommitResult, NewSession, StorageBackend
+
+__all__ = ["DemoReport", "MeasuredStorage", "run_demo"]
+
+
+@frozen
+class _Line:
+    text: str
+    intent: str
+    captured: tuple[tuple[str, str], ...] = ()
+
+
+# What customers say, by agent; each captured key appears once per script, so the final
+# captured data of a conversation is known exactly whatever order the workers run in.
+_SCRIPTS: dict[str, tuple[_Line, ...]] = {
+    "sales": (
+        _Line("Hola! 👋", "greeting"),
+        _Line("¿Tenéis la crema de caléndula en 200 ml?", "product_question"),
+        _Line("¿Cuánto cuesta?", "price_question"),
+        _Line("Vale, me la llevo", "wants_to_buy"),
+        _Line("Sí, el pack de 3 me interesa", "accepts_pack"),
+        _Line("Soy Lucía Pérez", "provides_delivery_data", (("name", "Lucía Pérez"),)),
+        _Line(
+            "Calle Feria 14, 2ºB", "provides_delivery_data", (("address", "Calle Feria 14, 2ºB"),)
+        ),
+        _Line("Sevilla, 41003", "provides_delivery_data", (("city", "Sevilla"),)),
+        _Line("Mi móvil es 600 111 222", "provides_delivery_data", (("phone", "600111222"),)),
+        _Line("Todo correcto, confirmo", "confirms_order"),
+    ),
+    "support": (
+        _Line("Hi, my order arrived broken", "report_problem"),
+        _Line("Order number is 48213", "provides_details", (("order_number", "48213"),)),
+        _Line("The lid is cracked and it leaks", "provides_details", (("damage", "cracked lid"),)),
+        _Line("I tried tightening it, still leaks", "still_broken"),
+        _Line("Photo sent", "provides_details", (("photo", "sent"),)),
+        _Line("Can I get a replacement?", "other"),
+        _Line("Email is sam@example.com", "provides_details", (("email", "sam@example.com"),)),
+        _Line("Thanks, that worked", "problem_solved"),
+    ),
+}
+
+# Where each intent takes the conversation, when the state machine allows it.
+_NEXT_MODE: dict[str, dict[str, str]] = {
+    "sales": {
+        "product_question": "product_questions",
+        "price_question": "product_questions",
+        "wants_to_buy": "offering_packs",
+        "accepts_pack": "collecting_delivery_data",
+        "provides_delivery_data": "collecting_delivery_data",
+        "confirms_order": "order_summary",
+        "wants_human": "handoff",
+    },
+    "support": {
+        "report_problem": "troubleshooting",
+        "provides_details": "troubleshooting",
+        "still_broken": "waiting_on_customer",
+        "problem_solved": "resolved",
+        "wants_human": "escalated",
+    },
+}
+_HUMAN_MODES = frozenset({"handoff", "escalated", "human"})
+
+
+def _generic_script(agent: AgentConfig) -> tuple[_Line, ...]:
+    return tuple(
+        _Line(f"message {i} for {agent.name}", f"intent_{i % 3}", ((f"field_{i}", f"value {i}"),))
+        for i in range(1, 9)
+    )
+
+
+@define
+class _Stats:
+    latencies: dict[str, list[float]] = field(factory=dict)
+    conflicts: int = 0
+    commits: int = 0
+
+    def record(self, name: str, seconds: float) -> None:
+        self.latencies.setdefault(name, []).append(seconds)
+
+    @property
+    def calls(self) -> int:
+        return sum(len(v) for v in self.latencies.values())
+
+
+class MeasuredStorage:
+    """A `StorageBackend` that forwards to another and times every call."""
+
+    def __init__(self, inner: StorageBackend, stats: _Stats) -> None:
+        self.inner = inner
+        self.capabilities = inner.capabilities
+        self._stats = stats
+
+    async def _timed(self, name: str, call: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return await call
+        finally:
+            self._stats.record(name, time.perf_counter() - start)
+
+    async def create_session(
+        self, new: NewSession, *, return_existing: bool = False
+    ) -> tuple[Session, bool]:
+        result: tuple[Session, bool] = await self._timed(
+            "create_session", self.inner.create_session(new, return_existing=return_existing)
+        )
+        return result
+
+    async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
+        result: Session | None = await self._timed(
+            "get_session", self.inner.get_session(workspace_id, session_id)
+        )
+        return result
+
+    async def find_active_session(
+        self, workspace_id: str, conversation_id: str, agent_id: str
+    ) -> Session | None:
+        result: Session | None = await self._timed(
+            "find_active_session",
+            self.inner.find_active_session(workspace_id, conversation_id, agent_id),
+        )
+        return result
+
+    async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
+        result: CommitResult = await self._timed(
+            "commit", self.inner.commit(workspace_id, session_id, commit)
+        )
+        return result
+
+    async def list_turns(
+        self, workspace_id: str, session_id: str, *, limit: int | None = None
+    ) -> Sequence[Turn]:
+        result: Sequence[Turn] = await self._timed(
+            "list_turns", self.inner.list_turns(workspace_id, session_id, limit=limit)
+        )
+        return result
+
+    async def turn_stats(self, workspace_id: str, session_id: str) -> TurnStats:
+        result: TurnStats = await self._timed(
+            "turn_stats", self.inner.turn_stats(workspace_id, session_id)
+        )
+        return result
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@frozen
+class _Message:
+    conversation: int
+    index: int
+    line: _Line
+
+
+@define
+class _Conversation:
+    number: int
+    agent: AgentConfig
+    lines: tuple[_Line, ...]
+    ending: SessionStatus
+    session_ids: set[str] = field(factory=set)
+    remaining: int = 0
+
+
+@frozen
+class DemoCheck:
+    """One verified property of the run."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@frozen
+class DemoReport:
+    """What the demo did and what it verified."""
+
+    seed: int
+    storage: str
+    conversations: int
+    messages: int
+    sessions: int
+    turns: int
+    conflicts: int
+    retries: int
+    storage_calls: int
+    latency_ms: dict[str, float]
+    elapsed: float
+    checks: tuple[DemoCheck, ...]
+
+    lost_updates: int
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed."""
+        return all(check.passed for check in self.checks)
+
+    @property
+    def calls_per_message(self) -> float:
+        return self.storage_calls / self.messages if self.messages else 0.0
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def run_demo(
+    storage: StorageBackend,
+    registry: AgentRegistry,
+    *,
+    conversations: int = 200,
+    messages: int = 8,
+    workers: int = 16,
+    seed: int | None = None,
+    storage_name: str = "memory",
+    on_message: Callable[[], None] | None = None,
+) -> DemoReport:
+    """Run the simulation on `storage` with the agents of `registry`, and check it.
+
+    `messages` is the most a conversation sends (each sends between half of it and all);
+    the same `seed` gives the same traffic, and so the same stored data.
+    """
+    agents = registry.list()
+    if not agents:
+        raise FrontdeskError("no agents installed: pip install frontdesk-sales (or another)")
+    seed = seed if seed is not None else random.SystemRandom().randrange(1, 1_000_000)
+    rng = random.Random(seed)  # noqa: S311 - reproducible traffic, not secrets
+    stats = _Stats()
+    measured = MeasuredStorage(storage, stats)
+    workspace = f"demo-{seed}-{uuid.uuid4().hex[:8]}"
+    manager = SessionManager(measured, workspace_id=workspace, registry=registry)
+
+    plans: list[_Conversation] = []
+    for number in range(conversations):
+        agent = agents[number % len(agents)]
+        script = _SCRIPTS.get(agent.id) or _generic_script(agent)
+        count = rng.randint(max(1, min(messages, len(script)) // 2), min(messages, len(script)))
+        ending = SessionStatus.HANDED_OFF if rng.random() < 0.2 else SessionStatus.CLOSED
+        plans.append(_Conversation(number, agent, script[:count], ending, remaining=count))
+
+    # Users double- and triple-text: a conversation's messages arrive in bursts of 1-3,
+    # and the bursts of all conversations are interleaved.
+    bursts: list[list[_Message]] = []
+    for plan in plans:
+        index = 0
+        while index < len(plan.lines):
+            size = rng.choice((1, 1, 2, 3))
+            bursts.append(
+                [
+                    _Message(plan.number, i, plan.lines[i])
+                    for i in range(index, min(index + size, len(plan.lines)))
+                ]
+            )
+            index += size
+    rng.shuffle(bursts)
+    queue: asyncio.Queue[_Message | None] = asyncio.Queue()
+    for burst in bursts:
+        for message in burst:
+            queue.put_nowait(message)
+
+    started = time.perf_counter()
+
+    async def handle(message: _Message) -> None:
+        plan = plans[message.conversation]
+        session, _ = await manager.get_or_create_session(
+            agent_id=plan.agent.id,
+            conversation_id=f"whatsapp:+3460{plan.number:07d}",
+            contact_id=f"+3460{plan.number:07d}",
+        )
+        plan.session_ids.add(session.id)
+        tag = f"[m{message.index}]"
+        await manager.add_turn(
+            session.id,
+            role=Role.USER,
+            content=f"{tag} {message.line.text}",
+            intent_detected=message.line.intent,
+            confidence=0.9,
+            tokens_used=12,
+        )
+        await manager.add_intent_seen(session.id, message.line.intent)
+        if message.line.captured:
+            await manager.update_captured_data(session.id, dict(message.line.captured))
+
+        attempts = 0
+
+        def decide(current: Session) -> SessionChange:
+            nonlocal attempts
+            attempts += 1
+            target = _NEXT_MODE.get(plan.agent.id, {}).get(message.line.intent)
+            mode = None
+            if (
+                target
+                and target != current.current_mode
+                and plan.agent.states.can_move(current.current_mode, target)
+            ):
+                mode = target
+            handled = int(current.state.data.get("messages_handled", 0)) + 1
+            state = SessionState(
+                intents_seen=current.state.intents_seen,
+                templates_sent=current.state.templates_sent,
+                captured_data=current.state.captured_data,
+                data={**current.state.data, "messages_handled": handled},
+            )
+            reply = NewTurn(
+                role=Role.ASSISTANT,
+                content=f"{tag} reply",
+                tokens_used=40,
+            )
+            return SessionChange(current_mode=mode, state=state, turns=(reply,))
+
+        await manager.retry_on_conflict(session.id, decide, attempts=50)
+        stats.commits += 1
+        stats.conflicts += attempts - 1
+        plan.remaining -= 1
+        if plan.remaining == 0:
+            await end(plan, session.id)
+
+    async def end(plan: _Conversation, session_id: str) -> None:
+        def decide(current: Session) -> SessionChange:
+            human = current.current_mode in _HUMAN_MODES
+            status = SessionStatus.HANDED_OFF if human else plan.ending
+            return SessionChange(status=status)
+
+        attempts = 0
+
+        def counted(current: Session) -> SessionChange:
+            nonlocal attempts
+            attempts += 1
+            return decide(current)
+
+        await manager.retry_on_conflict(session_id, counted, attempts=50)
+        stats.commits += 1
+        stats.conflicts += attempts - 1
+
+    async def worker() -> None:
+        while (message := await queue.get()) is not None:
+            await handle(message)
+            if on_message is not None:
+                on_message()
+
+    pool = [asyncio.create_task(worker()) for _ in range(max(1, workers))]
+    for _ in pool:
+        queue.put_nowait(None)
+    await asyncio.gather(*pool)
+    elapsed = time.perf_counter() - started
+    calls_during_run = stats.calls
+    latencies = [s for values in stats.latencies.values() for s in values]
+
+    checks, turns, sessions, lost = await _verify(manager, plans)
+    total_messages = sum(len(plan.lines) for plan in plans)
+    return DemoReport(
+        seed=seed,
+        storage=storage_name,
+        conversations=conversations,
+        messages=total_messages,
+        sessions=sessions,
+        turns=turns,
+        conflicts=stats.conflicts,
+        retries=stats.conflicts,
+        storage_calls=calls_during_run,
+        latency_ms={
+            "p50": _percentile(latencies, 0.5) * 1000,
+            "p95": _percentile(latencies, 0.95) * 1000,
+            "p99": _percentile(latencies, 0.99) * 1000,
+            "max": max(latencies, default=0.0) * 1000,
+        },
+        elapsed=elapsed,
+        checks=checks,
+        lost_updates=lost,
+    )
+
+
+async def _verify(
+    manager: SessionManager, plans: Sequence[_Conversation]
+) -> tuple[tuple[DemoCheck, ...], int, int, int]:
+    """Read everything back and compare it with what was sent."""
+    lost: list[str] = []
+    gaps: list[str] = []
+    versions: list[str] = []
+    endings: list[str] = []
+    one_session: list[str] = []
+    total_turns = 0
+    for plan in plans:
+        name = f"conversation {plan.number}"
+        if len(plan.session_ids) != 1:
+            one_session.append(f"{name}: {len(plan.session_ids)} sessions")
+            continue
+        (session_id,) = plan.session_ids
+        session = await manager.get_session(session_id)
+        turns = await manager.get_turns(session_id)
+        total_turns += len(turns)
+        sent = Counter(f"[m{i}] {line.text}" for i, line in enumerate(plan.lines))
+        replies = Counter(f"[m{i}] reply" for i in range(len(plan.lines)))
+        stored_user = Counter(t.content for t in turns if t.role is Role.USER)
+        stored_replies = Counter(t.content for t in turns if t.role is Role.ASSISTANT)
+        intents = Counter(i.intent for i in session.state.intents_seen)
+        expected_captured = {k: v for line in plan.lines for k, v in line.captured}
+        if (
+            stored_user != sent
+            or stored_replies != replies
+            or intents != Counter(line.intent for line in plan.lines)
+            or dict(session.state.captured_data) != expected_captured
+            or session.state.data.get("messages_handled") != len(plan.lines)
+        ):
+            lost.append(name)
+        if [t.turn_number for t in turns] != list(range(1, len(turns) + 1)) or [
+            i.order for i in session.state.intents_seen
+        ] != list(range(1, len(session.state.intents_seen) + 1)):
+            gaps.append(name)
+        # create + (turn, intent, captured?, commit) per message + the ending.
+        writes = 1 + sum(3 + bool(line.captured) for line in plan.lines) + 1
+        if session.version != writes:
+            versions.append(f"{name}: version {session.version}, expected {writes}")
+        if session.status is SessionStatus.ACTIVE:
+            endings.append(name)
+    sessions = sum(len(plan.session_ids) for plan in plans)
+
+    def check(name: str, problems: list[str], ok: str) -> DemoCheck:
+        detail = ok if not problems else f"{len(problems)}: " + "; ".join(problems[:3])
+        return DemoCheck(name, not problems, detail)
+
+    checks = (
+        check("one session per conversation", one_session, f"{sessions} sessions"),
+        check("lost updates", lost, "0: every message found exactly once"),
+        check("gapless numbering", gaps, "turns and intents numbered 1..n"),
+        check("versions count every write", versions, "all match"),
+        check("conversations ended", endings, "closed or handed off"),
+    )
+    return checks, total_turns, sessions, len(lost)

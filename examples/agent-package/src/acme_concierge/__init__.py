@@ -1,0 +1,1 @@
+"""A hotel concierge agent for frontdesk."""

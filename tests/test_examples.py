@@ -1,0 +1,128 @@
+"""Every example runs, as a user would run it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from frontdesk import AgentRegistry, InMemoryStorage, SessionManager
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own interpreter and files
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_quickstart() -> None:
+    result = run(str(EXAMPLES / "quickstart.py"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "session created: True, mode greeting, version 1",
+        "turns 1 and 2 recorded",
+        "mode ordering, version 6",
+        "conflict: expected version 6, found 7; nothing was written",
+        "decided 2 times; mode done, version 9",
+        "4 turns in the session",
+    ]
+
+
+def test_agent_package_installs_and_appears(tmp_path: Path) -> None:
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is needed to install the example package (pip install uv)")
+    target = tmp_path / "site"
+    install = subprocess.run(  # noqa: S603 - uv installing our own example
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(EXAMPLES / "agent-package"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert install.returncode == 0, install.stderr
+    listing = run(
+        "-c",
+        "from frontdesk.cli import main; main()",
+        "agents",
+        "--json",
+        env={"PYTHONPATH": str(target)},
+    )
+    assert listing.returncode == 0, listing.stderr
+    agents = {record["id"]: record for record in json.loads(listing.stdout)}
+    assert agents["concierge"]["distribution"] == "acme-concierge"
+    assert agents["concierge"]["version"] == "0.1.0"
+    assert {"sales", "support"} <= set(agents)
+
+
+def test_testing_examples_pass() -> None:
+    result = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "testing"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed" in result.stdout.splitlines()[-1]
+    assert "failed" not in result.stdout.splitlines()[-1]
+
+
+@pytest.fixture
+def installed() -> AgentRegistry:
+    registry = AgentRegistry(autodiscover=True)
+    assert registry.has("sales")
+    return registry
+
+
+async def test_webhook_records_double_texts(installed: AgentRegistry) -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from examples.webhook import create_app
+    finally:
+        sys.path.remove(str(ROOT))
+    storage = InMemoryStorage()
+    app = create_app(storage=storage, registry=installed)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        texts = ["Hola!", "¿Cuánto cuesta la crema?", "me lo llevo", "ana@example.com"]
+        responses = await asyncio.gather(
+            *(client.post("/webhook", json={"from": "+34600111222", "text": t}) for t in texts)
+        )
+        assert [r.status_code for r in responses] == [200] * 4
+        bodies = [r.json() for r in responses]
+        assert len({b["session_id"] for b in bodies}) == 1
+        assert len({b["turn"] for b in bodies}) == 4  # each message got its own turn
+
+        assert (await client.post("/webhook", content=b"not json")).status_code == 400
+        assert (await client.post("/webhook", json={"from": 1})).status_code == 400
+        assert (await client.get("/webhook")).status_code == 405
+        assert (await client.post("/elsewhere", json={})).status_code == 404
+
+    manager = SessionManager(storage, workspace_id="whatsapp-shop", registry=installed)
+    session = await manager.get_session(bodies[0]["session_id"])
+    turns = await manager.get_turns(session.id)
+    assert sorted(t.content for t in turns if t.role == "user") == sorted(texts)
+    assert len([t for t in turns if t.role == "assistant"]) == 4
+    assert [t.turn_number for t in turns] == list(range(1, 9))
+    assert len(session.state.intents_seen) == 4
+    assert session.state.captured_data == {"email": "ana@example.com"}
