@@ -184,3 +184,16 @@ def test_help_lists_commands() -> None:
     assert result.exit_code == 0
     assert "agents" in result.stdout
     assert "plugins" in result.stdout
+
+
+def test_agent_data_is_printed_as_text_not_markup(
+    registry: AgentRegistry, make_agent: MakeAgent
+) -> None:
+    registry.register(make_agent(id="ventas", name="Ventas [/es] [bold]"))
+    with use_default_registry(registry):
+        listing = run("agents")
+        shown = run("agents", "show", "ventas")
+    assert listing.exit_code == 0, listing.output
+    assert "Ventas [/es] [bold]" in listing.stdout
+    assert shown.exit_code == 0, shown.output
+    assert "Ventas [/es] [bold] (ventas)" in shown.stdout

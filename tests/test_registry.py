@@ -333,3 +333,33 @@ def test_rediscovery_keeps_agents_registered_in_code(
     registry.discover()
     registry.discover()
     assert {"mine", "sales", "support"} <= set(registry.list_ids())
+
+
+def test_strict_failure_leaves_the_registry_unchanged_and_fails_again(
+    make_distribution: DistributionMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_distribution(
+        "frontdesk-broken", modules={"broken_agents": "1/0\n"}, agents={"broken": "broken_agents"}
+    )
+    monkeypatch.setenv("FRONTDESK_STRICT_PLUGINS", "1")
+    registry = AgentRegistry(autodiscover=True)
+    for _ in range(2):  # not a one-off: a server's every request sees the failure
+        with pytest.raises(PluginLoadError):
+            registry.list_ids()
+    monkeypatch.delenv("FRONTDESK_STRICT_PLUGINS")
+    assert {"sales", "support"} <= set(registry.list_ids())
+
+
+def test_conflict_with_code_clears_when_the_package_goes(
+    make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = AgentRegistry()
+    mine = registry.register(make_agent(id="sales", name="Mine"))
+    registry.discover()
+    with pytest.raises(DuplicateAgentError) as excinfo:
+        registry.get("sales")
+    assert excinfo.value.distributions == ("(registered in code)", "frontdesk-sales 0.1.0")
+    monkeypatch.setenv("FRONTDESK_LOAD_PLUGINS", "frontdesk-support")
+    registry.discover()
+    assert registry.get("sales") is mine
+    assert registry.conflicts == {}

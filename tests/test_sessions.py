@@ -311,3 +311,57 @@ async def test_version_conflict_error_says_what_to_do(
         f"session {session.id} was expected at version 1, it is now at version 2; another "
         "writer got there first. Nothing was written: re-read and retry."
     )
+
+
+@pytest.mark.parametrize(
+    ("call", "what"),
+    [
+        pytest.param(
+            lambda m, sid: m.add_turn(sid, role="user", content="a\x00b"), "NUL", id="nul-content"
+        ),
+        pytest.param(
+            lambda m, sid: m.add_turn(sid, role="user", content="\ud800"),
+            "surrogate",
+            id="surrogate",
+        ),
+        pytest.param(
+            lambda m, sid: m.add_turn(sid, role="user", content="x", tokens_used=2**31),
+            "tokens_used",
+            id="tokens-int32",
+        ),
+        pytest.param(lambda m, sid: m.update_data(sid, {"x": float("nan")}), "NaN", id="nan-data"),
+        pytest.param(lambda m, sid: m.update_data(sid, {"x": object()}), "JSON", id="object-data"),
+        pytest.param(
+            lambda m, sid: m.update_captured_data(sid, {"x": "\x00"}), "NUL", id="nul-captured"
+        ),
+        pytest.param(lambda m, sid: m.add_intent_seen(sid, "a\x00"), "NUL", id="nul-intent"),
+        pytest.param(
+            lambda m, sid: m.update_state(sid, 1, SessionState(data={"x": float("inf")})),
+            "infinity",
+            id="inf-state",
+        ),
+    ],
+)
+async def test_values_no_backend_could_store_are_refused(
+    frontdesk_manager: SessionManager, session: Session, call: Callable[..., object], what: str
+) -> None:
+    with pytest.raises(ValueError, match=what):
+        await call(frontdesk_manager, session.id)  # type: ignore[misc]
+    assert (await frontdesk_manager.get_session(session.id)).version == 1
+
+
+async def test_status_strings_are_statuses(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    active = await frontdesk_manager.commit(
+        session.id,
+        SessionChange(status="active"),
+        expected_version=1,  # type: ignore[arg-type]
+    )
+    assert active.session.status is SessionStatus.ACTIVE
+    assert active.session.is_active
+    found = await frontdesk_manager.get_session_by_conversation(
+        session.conversation_id, TEST_AGENT_ID
+    )
+    assert found is not None
+    assert found.id == session.id

@@ -15,7 +15,9 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .config import AgentConfig
@@ -141,11 +143,11 @@ def _list_agents(registry: AgentRegistry, *, as_json: bool) -> None:
             for config in agents:
                 source = config.source
                 table.add_row(
-                    config.id,
-                    config.name,
+                    Text(config.id),
+                    Text(config.name),
                     str(len(config.states.modes)),
-                    source.distribution if source else "(in code)",
-                    source.version if source else "",
+                    Text(source.distribution if source else "(in code)"),
+                    Text(source.version if source else ""),
                 )
             console.print(table)
         for agent_id, by in sorted(conflicts.items()):
@@ -159,21 +161,21 @@ def _print_agent(config: AgentConfig) -> None:
     console = Console(highlight=False)
     source = config.source
     origin = f"{source.distribution} {source.version}" if source else "registered in code"
-    console.print(f"[bold]{config.name}[/bold] ({config.id}) from {origin}")
+    console.print(f"[bold]{escape(config.name)}[/bold] ({escape(config.id)}) from {escape(origin)}")
     if config.description:
-        console.print(config.description)
+        console.print(config.description, markup=False)
     console.print()
     states = config.states
-    console.print(f"[bold]Modes[/bold] (initial: {states.initial})")
+    console.print(f"[bold]Modes[/bold] (initial: {escape(states.initial)})")
     for mode in states.modes:
         moves = ", ".join(states.allowed_from(mode)) or "(final)"
-        console.print(f"  {mode} -> {moves}")
+        console.print(f"  {mode} -> {moves}", markup=False)
     t = config.thresholds
     console.print(
         f"[bold]Thresholds[/bold] proceed {t.proceed}, reanalyze {t.reanalyze}, "
         f"clarify {t.clarify}; below clarify: hand off"
     )
-    console.print(f"[bold]Tools[/bold] {', '.join(config.tools) or '(none)'}")
+    console.print(f"[bold]Tools[/bold] {escape(', '.join(config.tools) or '(none)')}")
     for role, model in (
         ("Intent detector", config.intent_detector),
         ("Orchestrator", config.orchestrator),
@@ -188,7 +190,7 @@ def _print_agent(config: AgentConfig) -> None:
         ]
         extra = f" ({', '.join(limits)})" if limits else ""
         console.print()
-        console.print(f"[bold]{role}[/bold]: {model.model}{extra}")
+        console.print(f"[bold]{role}[/bold]: {escape(model.model)}{extra}")
         console.print(model.system_prompt.rstrip(), markup=False, soft_wrap=True)
 
 
@@ -223,11 +225,11 @@ def _plugins_command() -> click.Command:
         colour = {"loaded": "green", "failed": "red", "blocked": "yellow"}
         for info in infos:
             table.add_row(
-                info.distribution,
-                info.version,
-                f"[{colour[info.status]}]{info.status}[/]",
-                ", ".join(info.agent_ids),
-                info.error or "",
+                Text(info.distribution),
+                Text(info.version),
+                Text(str(info.status), style=colour[info.status]),
+                Text(", ".join(info.agent_ids)),
+                Text(info.error or ""),
             )
         console.print(table)
 
@@ -406,7 +408,12 @@ def _db_group() -> click.Group:
 
 
 async def _check_project(count: int) -> bool:
-    from .storage.supabase import SupabaseStorage  # needs the supabase extra
+    try:
+        from .storage.supabase import SupabaseStorage
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the Supabase backend is not installed ({exc}): pip install 'frontdesk[supabase]'"
+        ) from exc
 
     def report(name: str, passed: bool | None, detail: str) -> None:
         mark = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]skip[/]"}[passed]

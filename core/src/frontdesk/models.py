@@ -8,6 +8,7 @@ document (`state.to_json()` / `SessionState.from_json(...)`).
 from __future__ import annotations
 
 import enum
+import json
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ import cattrs
 from attrs import field, frozen
 
 __all__ = [
+    "MAX_TOKENS_PER_TURN",
     "IntentSeen",
     "NewTurn",
     "Role",
@@ -26,6 +28,7 @@ __all__ = [
     "ToolCall",
     "Turn",
     "TurnStats",
+    "check_portable",
 ]
 
 JSON = Any
@@ -102,7 +105,7 @@ class Session:
     conversation_id: str
     contact_id: str
     version: int
-    status: SessionStatus
+    status: SessionStatus = field(converter=SessionStatus)
     current_mode: str
     state: SessionState
     created_at: datetime = field(converter=_utc)
@@ -112,7 +115,7 @@ class Session:
     @property
     def is_active(self) -> bool:
         """Whether the session still accepts writes."""
-        return self.status is SessionStatus.ACTIVE
+        return self.status == SessionStatus.ACTIVE
 
 
 def _confidence(_: object, attribute: Any, value: float | None) -> None:
@@ -120,9 +123,41 @@ def _confidence(_: object, attribute: Any, value: float | None) -> None:
         raise ValueError(f"{attribute.name} must be between 0 and 1 or None, got {value!r}")
 
 
+MAX_TOKENS_PER_TURN = 2**31 - 1
+"""The largest `tokens_used` of one turn (a 32-bit column in SQL backends)."""
+
+
 def _tokens(_: object, attribute: Any, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{attribute.name} must be an integer >= 0, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_TOKENS_PER_TURN
+    ):
+        raise ValueError(
+            f"{attribute.name} must be an integer from 0 to {MAX_TOKENS_PER_TURN}, got {value!r}"
+        )
+
+
+def check_portable(value: JSON, what: str) -> None:
+    """Refuse what some backend could not store: non-JSON values, NaN, NUL, lone surrogates.
+
+    Every backend stores the same documents, so the rules are checked before any write,
+    not discovered later as one backend's error.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be plain JSON data (no NaN or infinity): {exc}") from None
+    if "\\u0000" in text:
+        raise ValueError(f"{what} must not contain NUL characters (\\x00)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} must be valid Unicode (it has a lone surrogate)") from None
+
+
+def _portable(_: object, attribute: Any, value: JSON) -> None:
+    check_portable(value, attribute.name)
 
 
 @frozen
@@ -138,6 +173,10 @@ def _tool_calls(calls: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
+def _portable_calls(_: object, attribute: Any, calls: tuple[ToolCall, ...]) -> None:
+    check_portable([[call.name, call.input, call.output] for call in calls], attribute.name)
+
+
 @frozen
 class NewTurn:
     """A turn to record; storage gives it its number (unless one is asked for) and its time.
@@ -147,11 +186,13 @@ class NewTurn:
     """
 
     role: Role = field(converter=Role)
-    content: str
+    content: str = field(validator=_portable)
     turn_number: int | None = None
     intent_detected: str | None = None
     confidence: float | None = field(default=None, validator=_confidence)
-    tools_called: tuple[ToolCall, ...] = field(default=(), converter=_tool_calls)
+    tools_called: tuple[ToolCall, ...] = field(
+        default=(), converter=_tool_calls, validator=_portable_calls
+    )
     tokens_used: int = field(default=0, validator=_tokens)
 
 

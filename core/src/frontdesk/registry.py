@@ -97,12 +97,13 @@ class AgentRegistry:
         self._autodiscover = autodiscover
         self._discovered = False
         self._lock = threading.RLock()
-        self._agents: dict[str, AgentConfig] = {}
-        self._conflicts: dict[str, builtins.list[str]] = {}
+        # Every claim on each id, in code and from packages: one claim makes a usable
+        # agent, two or more a conflict. Rediscovery replaces the packages' claims only.
+        self._claims: dict[str, builtins.list[AgentConfig]] = {}
         self._plugins: tuple[PluginInfo, ...] = ()
 
     def __repr__(self) -> str:
-        return f"<AgentRegistry agents={sorted(self._agents)!r}>"
+        return f"<AgentRegistry agents={self._usable_ids()!r}>"
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -114,18 +115,18 @@ class AgentRegistry:
         """
         self._ensure_discovered()
         with self._lock:
-            if agent_id in self._conflicts:
-                raise DuplicateAgentError(agent_id, self._conflicts[agent_id])
-            try:
-                return self._agents[agent_id]
-            except KeyError:
-                raise AgentNotFoundError(agent_id, self._agents) from None
+            claims = self._claims.get(agent_id, [])
+            if len(claims) > 1:
+                raise DuplicateAgentError(agent_id, [_label(c.source) for c in claims])
+            if not claims:
+                raise AgentNotFoundError(agent_id, self._usable_ids())
+            return claims[0]
 
     def has(self, agent_id: str) -> bool:
         """Whether an agent with this id is registered (claimed twice counts: `get` raises)."""
         self._ensure_discovered()
         with self._lock:
-            return agent_id in self._agents or agent_id in self._conflicts
+            return agent_id in self._claims
 
     def __contains__(self, agent_id: object) -> bool:
         return isinstance(agent_id, str) and self.has(agent_id)
@@ -134,18 +135,18 @@ class AgentRegistry:
         """The usable agents, sorted by id (ids claimed twice are left out: see `conflicts`)."""
         self._ensure_discovered()
         with self._lock:
-            return [self._agents[agent_id] for agent_id in sorted(self._agents)]
+            return [self._claims[agent_id][0] for agent_id in self._usable_ids()]
 
     def list_ids(self) -> builtins.list[str]:
         """The ids of the usable agents, sorted."""
         self._ensure_discovered()
         with self._lock:
-            return sorted(self._agents)
+            return self._usable_ids()
 
     def __len__(self) -> int:
         self._ensure_discovered()
         with self._lock:
-            return len(self._agents)
+            return len(self._usable_ids())
 
     def __iter__(self) -> Iterator[AgentConfig]:
         return iter(self.list())
@@ -155,7 +156,11 @@ class AgentRegistry:
         """Agent ids claimed by more than one source, with the sources that claim them."""
         self._ensure_discovered()
         with self._lock:
-            return {agent_id: tuple(sources) for agent_id, sources in self._conflicts.items()}
+            return {
+                agent_id: tuple(_label(c.source) for c in claims)
+                for agent_id, claims in sorted(self._claims.items())
+                if len(claims) > 1
+            }
 
     @property
     def plugins(self) -> tuple[PluginInfo, ...]:
@@ -163,19 +168,27 @@ class AgentRegistry:
         self._ensure_discovered()
         return self._plugins
 
+    def _usable_ids(self) -> builtins.list[str]:
+        return sorted(agent_id for agent_id, claims in self._claims.items() if len(claims) == 1)
+
     # -- writing ---------------------------------------------------------------------------
 
     def register(self, config: AgentConfig, *, replace: bool = False) -> AgentConfig:
         """Add an agent; its config was validated when it was built.
 
-        Raises `DuplicateAgentError` when the id is taken, unless `replace` is true.
-        Returns the config, so this works as a one-liner in fixtures.
+        Raises `DuplicateAgentError` when the id is taken, unless `replace` is true (then
+        this config is the only one with the id). Returns the config, for one-liners.
         """
         if not isinstance(config, AgentConfig):
             raise TypeError(f"register() takes an AgentConfig, got {type(config).__name__}")
         self._ensure_discovered()
         with self._lock:
-            self._add(config, replace=replace)
+            claims = self._claims.get(config.id, [])
+            if claims and not replace:
+                raise DuplicateAgentError(
+                    config.id, [*(_label(c.source) for c in claims), _label(config.source)]
+                )
+            self._claims[config.id] = [config]
         logger.debug("registered agent %r from %s", config.id, _label(config.source))
         return config
 
@@ -183,8 +196,7 @@ class AgentRegistry:
         """Remove an agent (or every claim on a contested id); False if there was none."""
         self._ensure_discovered()
         with self._lock:
-            removed = self._agents.pop(agent_id, None) is not None
-            removed = self._conflicts.pop(agent_id, None) is not None or removed
+            removed = self._claims.pop(agent_id, None) is not None
         if removed:
             logger.debug("unregistered agent %r", agent_id)
         return removed
@@ -193,21 +205,7 @@ class AgentRegistry:
         """Remove every agent. Discovery does not run again by itself afterwards."""
         with self._lock:
             self._discovered = True
-            self._agents.clear()
-            self._conflicts.clear()
-
-    def _add(self, config: AgentConfig, *, replace: bool) -> None:
-        agent_id = config.id
-        if replace:
-            self._conflicts.pop(agent_id, None)
-            self._agents[agent_id] = config
-            return
-        if agent_id in self._conflicts:
-            raise DuplicateAgentError(agent_id, [*self._conflicts[agent_id], _label(config.source)])
-        existing = self._agents.get(agent_id)
-        if existing is not None:
-            raise DuplicateAgentError(agent_id, [_label(existing.source), _label(config.source)])
-        self._agents[agent_id] = config
+            self._claims.clear()
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -217,26 +215,35 @@ class AgentRegistry:
         Scans the installed distributions once per call, honouring
         FRONTDESK_LOAD_PLUGINS and FRONTDESK_STRICT_PLUGINS, and returns what became of
         each entry point (also kept in `plugins`). Agents found by an earlier call are
-        replaced; agents registered in code stay.
+        replaced; agents registered in code stay. In strict mode a failure raises
+        `PluginLoadError` and leaves the registry as it was.
         """
         allowed = _load_filter(os.environ.get(LOAD_PLUGINS_ENV))
         strict = os.environ.get(STRICT_PLUGINS_ENV, "").strip().lower() in {"1", "true", "yes"}
         manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         manager.add_hookspecs(hookspecs)
         with self._lock:
-            self._discovered = True
-            for agent_id in [a for a, c in self._agents.items() if c.source is not None]:
-                del self._agents[agent_id]
-            self._conflicts = {
-                agent_id: sources
-                for agent_id, sources in self._conflicts.items()
-                if _IN_CODE in sources
+            claims = {
+                agent_id: in_code
+                for agent_id, configs in self._claims.items()
+                if (in_code := [c for c in configs if c.source is None])
             }
-            infos = [
-                self._load(ep, manager, allowed=allowed, strict=strict)
-                for ep in entry_points(group=ENTRY_POINT_GROUP)
-            ]
+            infos = []
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                info, configs = _load(ep, manager, allowed=allowed, strict=strict)
+                infos.append(info)
+                for config in configs:
+                    claims.setdefault(config.id, []).append(config)
+            # Only now, with nothing left to fail, does the registry change.
+            self._claims = claims
             self._plugins = tuple(sorted(infos, key=lambda i: (i.distribution, i.entry_point)))
+            self._discovered = True
+        for agent_id, sources in self.conflicts.items():
+            logger.warning(
+                "agent id %r is claimed by %s; it stays unusable until one is removed",
+                agent_id,
+                " and ".join(sources),
+            )
         return self._plugins
 
     def _ensure_discovered(self) -> None:
@@ -245,51 +252,35 @@ class AgentRegistry:
                 if not self._discovered:
                     self.discover()
 
-    def _load(
-        self,
-        ep: EntryPoint,
-        manager: pluggy.PluginManager,
-        *,
-        allowed: frozenset[str] | None,
-        strict: bool,
-    ) -> PluginInfo:
-        distribution = ep.dist.name if ep.dist is not None else "(unknown distribution)"
-        version = ep.dist.version if ep.dist is not None else "?"
-        where = f"{ep.name} = {ep.value}"
-        if allowed is not None and _normalize(distribution) not in allowed:
-            logger.debug("not loading %s: not listed in %s", distribution, LOAD_PLUGINS_ENV)
-            return PluginInfo(distribution, version, where, PluginStatus.BLOCKED)
-        source = AgentSource(distribution=distribution, version=version, entry_point=where)
-        try:
-            configs = _call_plugin(ep, manager, source)
-            for config in configs:
-                if config.id in self._conflicts or config.id in self._agents:
-                    self._claim_twice(config)
-                else:
-                    self._agents[config.id] = config
-        except Exception as exc:  # any failure inside a package is that package's: recorded below
-            if isinstance(exc, InvalidAgentConfigError) and exc.distribution is None:
-                exc = exc.with_distribution(distribution)
-            error = f"{type(exc).__name__}: {exc}"
-            logger.warning("agent package %s %s failed to load: %s", distribution, version, error)
-            if strict:
-                raise PluginLoadError(distribution, version, where, error) from exc
-            return PluginInfo(distribution, version, where, PluginStatus.FAILED, error=error)
-        ids = tuple(config.id for config in configs)
-        logger.debug("loaded agents %s from %s %s", ", ".join(ids), distribution, version)
-        return PluginInfo(distribution, version, where, PluginStatus.LOADED, agent_ids=ids)
 
-    def _claim_twice(self, config: AgentConfig) -> None:
-        sources = self._conflicts.setdefault(config.id, [])
-        existing = self._agents.pop(config.id, None)
-        if existing is not None:
-            sources.append(_label(existing.source))
-        sources.append(_label(config.source))
-        logger.warning(
-            "agent id %r is claimed by %s; it stays unusable until one is removed",
-            config.id,
-            " and ".join(sources),
-        )
+def _load(
+    ep: EntryPoint,
+    manager: pluggy.PluginManager,
+    *,
+    allowed: frozenset[str] | None,
+    strict: bool,
+) -> tuple[PluginInfo, builtins.list[AgentConfig]]:
+    """Load one entry point; a failure is recorded (or raised, in strict mode)."""
+    distribution = ep.dist.name if ep.dist is not None else "(unknown distribution)"
+    version = ep.dist.version if ep.dist is not None else "?"
+    where = f"{ep.name} = {ep.value}"
+    if allowed is not None and _normalize(distribution) not in allowed:
+        logger.debug("not loading %s: not listed in %s", distribution, LOAD_PLUGINS_ENV)
+        return PluginInfo(distribution, version, where, PluginStatus.BLOCKED), []
+    source = AgentSource(distribution=distribution, version=version, entry_point=where)
+    try:
+        configs = _call_plugin(ep, manager, source)
+    except Exception as exc:  # any failure inside a package is that package's: recorded below
+        if isinstance(exc, InvalidAgentConfigError) and exc.distribution is None:
+            exc = exc.with_distribution(distribution)
+        error = f"{type(exc).__name__}: {exc}"
+        logger.warning("agent package %s %s failed to load: %s", distribution, version, error)
+        if strict:
+            raise PluginLoadError(distribution, version, where, error) from exc
+        return PluginInfo(distribution, version, where, PluginStatus.FAILED, error=error), []
+    ids = tuple(config.id for config in configs)
+    logger.debug("loaded agents %s from %s %s", ", ".join(ids), distribution, version)
+    return PluginInfo(distribution, version, where, PluginStatus.LOADED, agent_ids=ids), configs
 
 
 def _call_plugin(

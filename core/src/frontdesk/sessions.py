@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from attrs import field, frozen
+from attrs.converters import optional
 
 from .config import AgentConfig
 from .errors import (
@@ -47,6 +48,7 @@ from .models import (
     SessionStatus,
     ToolCall,
     Turn,
+    check_portable,
 )
 from .registry import AgentRegistry, get_default_registry
 from .storage.base import (
@@ -78,7 +80,7 @@ class SessionChange:
     """
 
     current_mode: str | None = None
-    status: SessionStatus | None = None
+    status: SessionStatus | None = field(default=None, converter=optional(SessionStatus))
     last_activity_at: datetime | None = None
     state: SessionState | None = None
     turns: tuple[NewTurn, ...] = field(default=(), converter=_new_turns)
@@ -222,6 +224,8 @@ class SessionManager:
         version; `expected_version=None` is allowed only for changes that do not depend
         on what was read (new turns, a status change).
         """
+        if change.state is not None:
+            check_portable(change.state.to_json(), "state")
         if change.state is not None and expected_version is None:
             raise ValueError(
                 "replacing the state needs the expected_version it was computed from; "
@@ -295,11 +299,13 @@ class SessionManager:
     async def add_intent_seen(self, session_id: str, intent: str) -> Session:
         """Record an intent, numbered after the ones already seen."""
         _require_text("intent", intent)
+        check_portable(intent, "intent")
         return await self._apply(session_id, AppendIntent(intent))
 
     async def add_template_sent(self, session_id: str, template_name: str) -> Session:
         """Record that a message template was sent."""
         _require_text("template_name", template_name)
+        check_portable(template_name, "template_name")
         return await self._apply(session_id, AppendTemplate(template_name))
 
     async def update_captured_data(self, session_id: str, data: Mapping[str, str]) -> Session:
@@ -307,10 +313,12 @@ class SessionManager:
         bad = [k for k, v in data.items() if not isinstance(k, str) or not isinstance(v, str)]
         if bad:
             raise ValueError(f"captured data maps strings to strings; bad keys: {bad!r}")
+        check_portable(dict(data), "captured data")
         return await self._apply(session_id, MergeCapturedData(dict(data)))
 
     async def update_data(self, session_id: str, data: Mapping[str, JSON]) -> Session:
         """Merge these top-level keys into the agent-specific `state.data`."""
+        check_portable(dict(data), "data")
         return await self._apply(session_id, MergeData(dict(data)))
 
     # -- turns -----------------------------------------------------------------------------
@@ -371,6 +379,8 @@ class SessionManager:
         _require_text("conversation_id", conversation_id)
         _require_text("contact_id", contact_id)
         agent = self.registry.get(agent_id)
+        if initial_state is not None:
+            check_portable(initial_state.to_json(), "initial_state")
         mode = initial_mode if initial_mode is not None else agent.states.initial
         if mode not in agent.states.modes:
             raise InvalidTransitionError(

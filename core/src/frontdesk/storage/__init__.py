@@ -15,7 +15,7 @@ import os
 from importlib.metadata import entry_points
 from typing import Any
 
-from ..errors import StorageNotFoundError
+from ..errors import StorageError, StorageNotFoundError
 from .base import (
     AppendIntent,
     AppendTemplate,
@@ -69,7 +69,14 @@ async def open_storage(name: str | None = None, **options: Any) -> StorageBacken
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == chosen]
     if not found:
         raise StorageNotFoundError(chosen, available_storage())
-    factory = found[0].load()
+    try:
+        factory = found[0].load()
+    except ImportError as exc:
+        dist = found[0].dist.name if found[0].dist is not None else "frontdesk"
+        raise StorageError(
+            f"storage backend {chosen!r} cannot be loaded ({exc}); install what it needs, "
+            f"e.g. pip install '{dist}[{chosen}]'"
+        ) from exc
     backend = factory(**options)
     if inspect.isawaitable(backend):
         backend = await backend

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from attrs import field, frozen
+from attrs.converters import optional
 
 from ..models import (
     JSON,
@@ -150,7 +151,7 @@ class Commit:
     expected_version: int | None = None
     current_mode: str | None = None
     mode_allowed_from: Mapping[str, frozenset[str]] | None = None
-    status: SessionStatus | None = None
+    status: SessionStatus | None = field(default=None, converter=optional(SessionStatus))
     last_activity_at: datetime | None = None
     state: SessionState | None = None
     state_ops: tuple[StateOp, ...] = ()
@@ -179,9 +180,10 @@ class StorageBackend(Protocol):
 
         If the (workspace, conversation, agent) already has an active session, raise
         `SessionAlreadyActiveError` carrying its id, or with `return_existing` return that
-        session and False. Two concurrent creators end with one session. Creating an id
-        that exists already is the same as the retry of a create: it returns (or refuses)
-        the existing active session, never a second one.
+        session and False. Two concurrent creators end with one session. Repeating a
+        create (same id, same conversation) while its session is active returns that
+        session and True, so a create whose answer was lost can be retried safely; an id
+        that is taken otherwise raises `ConflictError`.
         """
         ...
 

@@ -74,8 +74,8 @@ class InMemoryStorage:
         with self._lock:
             existing_id = self._active.get(key)
             if existing_id is not None:
-                if return_existing:
-                    return self._read(self._records[existing_id]), False
+                if return_existing or existing_id == new.id:  # or the repeat of a create
+                    return self._read(self._records[existing_id]), existing_id == new.id
                 raise SessionAlreadyActiveError(
                     existing_id, conversation_id=new.conversation_id, agent_id=new.agent_id
                 )
@@ -126,7 +126,7 @@ class InMemoryStorage:
             record = self._find(workspace_id, session_id)
             current = record.session
             # Every check comes before the first change: a refused commit writes nothing.
-            if current.status is not SessionStatus.ACTIVE:
+            if current.status != SessionStatus.ACTIVE:
                 raise SessionClosedError(session_id, current.status)
             expected = commit.expected_version
             if expected is not None and expected != current.version:
@@ -151,7 +151,7 @@ class InMemoryStorage:
                 if wanted is not None and wanted != next_number + offset:
                     raise TurnNumberConflictError(session_id, wanted, next_number + offset)
 
-            now = self._clock()
+            now = max(self._clock(), current.updated_at)  # never before the last write
             state = commit.state if commit.state is not None else self._state(record)
             state = apply_state_ops(state, commit.state_ops, now)
             turns = tuple(
@@ -181,7 +181,7 @@ class InMemoryStorage:
             record.state = state.to_json()
             record.turns.extend(turns)
             record.tokens_used += sum(turn.tokens_used for turn in turns)
-            if status is not SessionStatus.ACTIVE:
+            if status != SessionStatus.ACTIVE:
                 self._active.pop((workspace_id, current.conversation_id, current.agent_id), None)
             return CommitResult(self._read(record), tuple(_copy_turn(t) for t in turns))
 

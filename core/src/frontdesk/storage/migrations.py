@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
@@ -53,17 +53,23 @@ def render_sql() -> str:
     return "\n".join(parts)
 
 
-def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError:  # pragma: no cover - depends on the installed extras
         raise StorageError(
             "applying migrations needs psycopg: pip install 'frontdesk[supabase]'"
         ) from None
+    return psycopg
+
+
+def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    driver = _psycopg()
     try:
-        return psycopg.connect(dsn)
-    except psycopg.Error as exc:
+        connection: psycopg.Connection[tuple[object, ...]] = driver.connect(dsn)
+    except driver.Error as exc:
         raise StorageError(f"cannot connect to the database: {exc}".strip()) from exc
+    return connection
 
 
 def applied_migrations(dsn: str) -> list[str]:
@@ -84,8 +90,6 @@ def apply_migrations(dsn: str) -> list[str]:
     Each migration commits together with its record, so a failure leaves the database at
     the last migration that succeeded.
     """
-    import psycopg
-
     applied: list[str] = []
     with _connect(dsn) as conn:
         with conn.transaction():
@@ -101,7 +105,7 @@ def apply_migrations(dsn: str) -> list[str]:
                     continue
                 try:
                     conn.execute(migration.sql.encode())
-                except psycopg.Error as exc:
+                except _psycopg().Error as exc:
                     raise StorageError(f"migration {migration.name} failed: {exc}") from exc
                 conn.execute(
                     "insert into public.frontdesk_migrations (name) values (%s)",

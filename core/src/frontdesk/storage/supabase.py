@@ -9,7 +9,8 @@ migrate --dsn ...`, or paste `frontdesk db sql` into the SQL editor), then:
     await storage.aclose()
 
 Each primitive is one call to a Postgres function (see `sql/`), which PostgREST runs in
-one transaction: one HTTP request per `SessionManager` operation, all-or-nothing. Domain
+one transaction: one HTTP request per `SessionManager` operation, all-or-nothing (reads
+are retried on a transport failure, and so is a create, which is idempotent by id). Domain
 errors come back as PTnnn statuses with a JSON `detail` whose `kind` is mapped to the
 frontdesk error; transport failures become `StorageUnavailableError`, which says whether
 a write may have been applied.
@@ -17,6 +18,7 @@ a write may have been applied.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -135,6 +137,16 @@ class SupabaseStorage:
     async def create_session(
         self, new: NewSession, *, return_existing: bool = False
     ) -> tuple[Session, bool]:
+        # A create is idempotent by id (the SQL function returns the session it made on a
+        # repeat), so a create whose answer was lost is retried once, safely.
+        try:
+            return await self._create(new, return_existing=return_existing)
+        except StorageUnavailableError as exc:
+            if not exc.may_have_applied:
+                raise
+            return await self._create(new, return_existing=return_existing)
+
+    async def _create(self, new: NewSession, *, return_existing: bool) -> tuple[Session, bool]:
         data = await self._rpc(
             "frontdesk_create_session",
             {
@@ -251,63 +263,53 @@ class SupabaseStorage:
         read: bool = False,
         extra: Mapping[str, Any] | None = None,
     ) -> Any:
-        """Call one Postgres function with one HTTP request; map its failures."""
-        try:
-            # Reads go as GET: PostgREST runs them read-only, and the client may retry them.
-            response = await self.client.rpc(function, params, get=read).execute()
-        except APIError as exc:
-            raise _domain_error(exc, function, session_id, extra or {}) from exc
-        except httpx.TimeoutException as exc:
-            raise StorageUnavailableError(
-                function, f"timed out: {type(exc).__name__}", may_have_applied=not read
-            ) from exc
-        except httpx.ConnectError as exc:
-            raise StorageUnavailableError(
-                function, f"cannot connect: {exc}", may_have_applied=False
-            ) from exc
-        except httpx.TransportError as exc:
-            # The request may have reached the database before the connection broke.
-            raise StorageUnavailableError(
-                function, f"{type(exc).__name__}: {exc}", may_have_applied=not read
-            ) from exc
-        return response.data
+        """Call one Postgres function with one HTTP request; map its failures.
+
+        Every call is a POST: with GET, PostgREST would read arguments such as `in` or
+        `eq.1` as filters. Reads are STABLE functions, which PostgREST runs read-only, and
+        are retried here on transport failures (supabase-py retries only GETs).
+        """
+        attempts = _READ_ATTEMPTS if read else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await self.client.rpc(function, params).execute()
+            except APIError as exc:
+                raise _domain_error(exc, function, session_id, extra or {}, read=read) from exc
+            except httpx.TransportError as exc:
+                error = _transport_error(exc, function, read=read)
+                if attempt == attempts:
+                    raise error from exc
+                await asyncio.sleep(0.05 * attempt)
+            else:
+                return response.data
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+_READ_ATTEMPTS = 3
+
+
+def _transport_error(exc: httpx.TransportError, function: str, *, read: bool) -> StorageError:
+    """What a failed request means for the data: could the write have reached the database?"""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        # Nothing was sent: no connection, or none free in the pool.
+        return StorageUnavailableError(function, f"cannot connect: {exc!r}", may_have_applied=False)
+    # Sent, and then the answer was lost (timeout, dropped connection): a write may have landed.
+    return StorageUnavailableError(
+        function, f"{type(exc).__name__}: {exc}", may_have_applied=not read
+    )
 
 
 def _domain_error(
-    exc: APIError, function: str, session_id: str | None, extra: Mapping[str, Any]
+    exc: APIError,
+    function: str,
+    session_id: str | None,
+    extra: Mapping[str, Any],
+    *,
+    read: bool,
 ) -> Exception:
     code = str(exc.code)
     if code.startswith("PT") and exc.hint == "frontdesk":
-        detail = _detail(exc.details)
-        kind = detail.get("kind")
-        sid = str(session_id)
-        if kind == "session_not_found":
-            return SessionNotFoundError(sid)
-        if kind == "version_conflict":
-            return VersionConflictError(
-                sid, int(extra["expected_version"]), detail.get("current_version")
-            )
-        if kind == "session_closed":
-            return SessionClosedError(sid, str(detail.get("status")))
-        if kind == "turn_number_conflict":
-            return TurnNumberConflictError(
-                sid, int(detail["turn_number"]), int(detail["next_turn_number"])
-            )
-        if kind == "invalid_transition":
-            return InvalidTransitionError(
-                sid,
-                agent_id=str(detail["agent_id"]),
-                current_mode=detail.get("current_mode"),
-                requested_mode=str(detail["requested_mode"]),
-                allowed=(),
-            )
-        if kind == "session_already_active" and "existing_session_id" in detail:
-            return SessionAlreadyActiveError(
-                str(detail["existing_session_id"]),
-                conversation_id=str(extra.get("conversation_id", "")),
-                agent_id=str(extra.get("agent_id", "")),
-            )
-        return ConflictError(f"{exc.message} ({kind})", session_id=session_id)
+        return _frontdesk_error(exc, _detail(exc.details), session_id, extra)
     if code in {"PGRST202", "42883", "42P01"}:
         return StorageError(
             f"the database lacks frontdesk's functions ({function}): apply the migrations "
@@ -319,10 +321,51 @@ def _domain_error(
             f"the key was refused ({code}: {exc.message}); use the service_role secret key "
             "in SUPABASE_SERVICE_ROLE_KEY."
         )
-    if code.startswith(("08", "53", "57", "40", "PGRST0")) or (code.isdigit() and int(code) >= 500):
-        # The server answered with an error: its transaction was rolled back.
+    if isinstance(exc.code, int) or (len(code) == 3 and code.isdigit()):
+        # Not PostgREST's answer (its errors carry a SQLSTATE or PGRST code): a proxy or
+        # gateway in front of it failed, and a write behind it may still have committed.
+        return StorageUnavailableError(
+            function, f"HTTP {code}: {exc.message}", may_have_applied=not read
+        )
+    if code.startswith(("08", "53", "57", "40", "PGRST0")):
+        # PostgREST answered with a server-side failure: its transaction was rolled back.
         return StorageUnavailableError(function, f"{code}: {exc.message}", may_have_applied=False)
     return StorageError(f"{function} failed ({code}): {exc.message}")
+
+
+def _frontdesk_error(
+    exc: APIError, detail: Mapping[str, Any], session_id: str | None, extra: Mapping[str, Any]
+) -> Exception:
+    """The frontdesk error for a `frontdesk_raise` in SQL, from its JSON detail."""
+    kind = detail.get("kind")
+    sid = str(session_id)
+    if kind == "session_not_found":
+        return SessionNotFoundError(sid)
+    if kind == "version_conflict":
+        return VersionConflictError(
+            sid, int(extra["expected_version"]), detail.get("current_version")
+        )
+    if kind == "session_closed":
+        return SessionClosedError(sid, str(detail.get("status")))
+    if kind == "turn_number_conflict":
+        return TurnNumberConflictError(
+            sid, int(detail["turn_number"]), int(detail["next_turn_number"])
+        )
+    if kind == "invalid_transition":
+        return InvalidTransitionError(
+            sid,
+            agent_id=str(detail["agent_id"]),
+            current_mode=detail.get("current_mode"),
+            requested_mode=str(detail["requested_mode"]),
+            allowed=(),
+        )
+    if kind == "session_already_active" and "existing_session_id" in detail:
+        return SessionAlreadyActiveError(
+            str(detail["existing_session_id"]),
+            conversation_id=str(extra.get("conversation_id", "")),
+            agent_id=str(extra.get("agent_id", "")),
+        )
+    return ConflictError(f"{exc.message} ({kind})", session_id=session_id)
 
 
 def _detail(details: object) -> dict[str, Any]:
@@ -334,11 +377,11 @@ def _detail(details: object) -> dict[str, Any]:
 
 
 def _is_uuid(value: str) -> bool:
+    """Whether `value` is a UUID in the canonical form frontdesk gives out (and stores)."""
     try:
-        uuid.UUID(value)
+        return str(uuid.UUID(value)) == value
     except (TypeError, ValueError, AttributeError):
         return False
-    return True
 
 
 def _op_json(op: StateOp) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import attrs
 import pytest
 import pytest_asyncio
 
@@ -31,10 +32,10 @@ from ..errors import (
     TurnNumberConflictError,
     VersionConflictError,
 )
-from ..models import NewTurn, Role, Session, SessionState, SessionStatus, ToolCall
+from ..models import IntentSeen, NewTurn, Role, Session, SessionState, SessionStatus, ToolCall
 from ..registry import AgentRegistry
 from ..sessions import SessionChange, SessionManager
-from ..storage.base import Capability, StorageBackend
+from ..storage.base import Capability, Commit, NewSession, StorageBackend
 from .agents import TEST_AGENT_ID, make_test_agent
 
 __all__ = ["StorageContractTests", "requires"]
@@ -111,8 +112,16 @@ class StorageContractTests:
 
     # -- the guard -------------------------------------------------------------------------
 
-    async def test_overrides_are_marked_xfail(self) -> None:
-        """A contract test may be replaced only by a strict xfail that says why."""
+    async def test_overrides_are_marked_xfail(self, request: pytest.FixtureRequest) -> None:
+        """A contract test may be replaced only by a strict xfail that says why.
+
+        And the concurrency tests must stay concurrent: `concurrency` of at least 5.
+        """
+        assert self.concurrency >= 5, (
+            f"{type(self).__name__}.concurrency is {self.concurrency}; the concurrency "
+            "tests need at least 5 tasks to mean anything"
+        )
+        strict_default = bool(request.config.getini("xfail_strict"))
         unmarked = []
         for name in dir(StorageContractTests):
             if not name.startswith("test_"):
@@ -121,7 +130,10 @@ class StorageContractTests:
             if own is getattr(StorageContractTests, name):
                 continue
             marks = [m for m in getattr(own, "pytestmark", []) if m.name == "xfail"]
-            if not any(m.kwargs.get("reason") and m.kwargs.get("strict", True) for m in marks):
+            if not any(
+                m.kwargs.get("reason") and m.kwargs.get("strict", strict_default) is True
+                for m in marks
+            ):
                 unmarked.append(name)
         assert not unmarked, (
             f"{type(self).__name__} overrides contract tests without a strict "
@@ -233,6 +245,72 @@ class StorageContractTests:
         assert other.id != session.id
         assert (await manager.get_session_by_conversation("conv-1", "second-agent")) == other
         assert (await manager.get_session_by_conversation("conv-1", TEST_AGENT_ID)) == session
+
+    async def test_repeating_a_create_returns_its_session(
+        self, storage: StorageBackend, workspace_id: str
+    ) -> None:
+        new = NewSession(
+            id=str(uuid.uuid4()),
+            workspace_id=workspace_id,
+            agent_id=TEST_AGENT_ID,
+            conversation_id="c",
+            contact_id="u",
+            current_mode="greeting",
+        )
+        first, created = await storage.create_session(new)
+        again, created_again = await storage.create_session(new)
+        assert created
+        assert created_again
+        assert again == first
+        other = attrs.evolve(new, id=str(uuid.uuid4()))
+        with pytest.raises(SessionAlreadyActiveError):
+            await storage.create_session(other)
+        await storage.commit(workspace_id, new.id, Commit(status=SessionStatus.CLOSED))
+        with pytest.raises(ConflictError):
+            await storage.create_session(new)  # the id is taken by a closed session
+
+    async def test_create_racing_a_close_ends_with_one_active_session(
+        self, manager: SessionManager
+    ) -> None:
+        for round_ in range(5):
+            conversation = f"race-{round_}"
+            first = await manager.create_session(
+                agent_id=TEST_AGENT_ID, conversation_id=conversation, contact_id="u"
+            )
+            outcomes = await _gather_outcomes(
+                manager.close_session(first.id, first.version),
+                *(
+                    manager.get_or_create_session(
+                        agent_id=TEST_AGENT_ID, conversation_id=conversation, contact_id="u"
+                    )
+                    for _ in range(self.concurrency // 2)
+                ),
+            )
+            errors = [o for o in outcomes if isinstance(o, BaseException)]
+            assert not errors, errors
+            later = {s.id for s, _ in outcomes[1:]} - {first.id}
+            assert len(later) <= 1, later  # at most one new session, shared by all
+            active = await manager.get_session_by_conversation(conversation, TEST_AGENT_ID)
+            assert active is None or active.id in later
+
+    async def test_identifiers_are_data_not_syntax(
+        self, storage: StorageBackend, contract_registry: AgentRegistry, workspace_id: str
+    ) -> None:
+        # Values a query language could read as operators: they must stay plain data.
+        contract_registry.register(make_test_agent(id="cs"))
+        manager = SessionManager(
+            storage, workspace_id=f"eq.{workspace_id}", registry=contract_registry
+        )
+        for conversation in ("in.(1,2)", "is.null", "eq.1", "not.like.*", "a,b&c=d"):
+            session = await manager.create_session(
+                agent_id="cs", conversation_id=conversation, contact_id="lt.5"
+            )
+            assert await manager.get_session(session.id) == session
+            found = await manager.get_session_by_conversation(conversation, "cs")
+            assert found == session
+            await manager.add_turn(session.id, role="user", content="gt.0")
+            assert [t.content for t in await manager.get_turns(session.id, limit=1)] == ["gt.0"]
+            assert await manager.get_turn_count(session.id) == 1
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -417,6 +495,10 @@ class StorageContractTests:
         self, manager: SessionManager, session: Session
     ) -> None:
         state = SessionState(
+            intents_seen=(
+                IntentSeen("saludo", 1, datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)),
+                IntentSeen(UNICODE, 2, datetime(2026, 3, 1, 9, 31, tzinfo=UTC)),
+            ),
             templates_sent=("bienvenida", UNICODE),
             captured_data={"dirección": UNICODE, "empty": ""},
             data={"nested": {"list": [1, 2.5, None, True, "ñ"], "deep": {"a": {}}}, "n": -3},
@@ -526,6 +608,26 @@ class StorageContractTests:
             session.id, after.version, last_activity_at=explicit
         )
         assert updated.last_activity_at == explicit
+
+    async def test_timestamps_follow_the_order_of_writes(
+        self, manager: SessionManager, session: Session
+    ) -> None:
+        await asyncio.gather(
+            *(
+                manager.add_turn(session.id, role="user", content=f"m{i}")
+                for i in range(self.concurrency)
+            ),
+            *(manager.add_intent_seen(session.id, f"i{i}") for i in range(self.concurrency)),
+        )
+        final = await manager.get_session(session.id)
+        turns = await manager.get_turns(session.id)
+        stamps = [t.created_at for t in turns]
+        assert stamps == sorted(stamps), "turn times go backwards as numbers go up"
+        seen = [i.seen_at for i in final.state.intents_seen]
+        assert seen == sorted(seen), "intent times go backwards as orders go up"
+        assert final.last_activity_at == stamps[-1]
+        assert final.updated_at >= max(stamps[-1], seen[-1])
+        assert final.created_at <= stamps[0]
 
     # -- atomic commits --------------------------------------------------------------------
 
@@ -640,6 +742,15 @@ class StorageContractTests:
         for call in (
             other_manager.add_turn(session.id, role="user", content="intruder"),
             other_manager.add_intent_seen(session.id, "intruder"),
+            other_manager.add_template_sent(session.id, "intruder"),
+            other_manager.update_captured_data(session.id, {"intruder": "yes"}),
+            other_manager.update_data(session.id, {"intruder": True}),
+            other_manager.update_state(session.id, 2, SessionState()),
+            other_manager.commit(
+                session.id, SessionChange(turns=[_turn("x")]), expected_version=None
+            ),
+            other_manager.get_state(session.id),
+            other_manager.get_turn_count(session.id),
             other_manager.update_session_with_version(session.id, 2, current_mode="collecting"),
             other_manager.close_session(session.id, 2),
             other_manager.get_turns(session.id),

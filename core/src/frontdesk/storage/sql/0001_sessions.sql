@@ -241,7 +241,7 @@ set search_path = ''
 as $$
 declare
     v_row public.agent_sessions;
-    v_now timestamptz := now();
+    v_now timestamptz;
     v_state jsonb;
     v_op jsonb;
     v_intents jsonb;
@@ -259,6 +259,10 @@ begin
         perform public.frontdesk_raise('404', 'session_not_found',
             'no such session in this workspace', '{}'::jsonb);
     end if;
+    -- Stamped after the lock, never before the last write: a session's timestamps, its
+    -- turns' and its intents' follow the order of the writes (now() is the transaction's
+    -- start, which can be earlier than the write the lock made us wait for).
+    v_now := greatest(clock_timestamp(), v_row.updated_at);
     if v_row.status <> 'active' then
         perform public.frontdesk_raise('409', 'session_closed',
             'the session accepts no more writes', jsonb_build_object('status', v_row.status));
