@@ -11,10 +11,15 @@ from typing import Any
 import pytest
 
 from frontdesk import AgentConfig, AgentRegistry, ModelConfig, StateMachine
+from frontdesk.storage.migrations import apply_migrations
+from tests.support.gateway import PostgrestGateway
+from tests.support.postgres import setup_supabase_roles
 
 # A real PostgreSQL for the Supabase backend's tests (skips without one, unless
 # FRONTDESK_REQUIRE_POSTGRES=1, which CI sets).
 pytest_plugins = ["tests.support.pg_fixtures"]
+
+SUPABASE_JWT_SECRET = "frontdesk-tests-jwt-secret-0123456789-abcdef"
 
 _ENV = ("FRONTDESK_LOAD_PLUGINS", "FRONTDESK_STRICT_PLUGINS", "FRONTDESK_STORAGE")
 
@@ -117,3 +122,17 @@ def make_distribution(
     yield make
     for module in imported:
         sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def supabase_project(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PostgrestGateway]:
+    """A migrated database behind the PostgREST gateway, named by SUPABASE_URL and
+    SUPABASE_SERVICE_ROLE_KEY, as a Supabase project would be."""
+    authenticator = setup_supabase_roles(fresh_database)
+    apply_migrations(fresh_database)
+    with PostgrestGateway(authenticator, SUPABASE_JWT_SECRET, pool_size=16) as gateway:
+        monkeypatch.setenv("SUPABASE_URL", gateway.url)
+        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", gateway.make_jwt("service_role"))
+        yield gateway

@@ -14,9 +14,7 @@ from frontdesk.cli import create_cli
 from frontdesk.demo import run_demo
 from frontdesk.registry import use_default_registry
 from frontdesk.storage import Commit, CommitResult
-from frontdesk.storage.migrations import apply_migrations
 from tests.support.gateway import PostgrestGateway
-from tests.support.postgres import setup_supabase_roles
 
 from .conftest import DistributionMaker
 
@@ -132,17 +130,10 @@ def test_demo_unknown_storage(installed: AgentRegistry) -> None:
 
 
 def test_demo_on_supabase(
-    installed: AgentRegistry, fresh_database: str, monkeypatch: pytest.MonkeyPatch
+    installed: AgentRegistry, supabase_project: PostgrestGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    authenticator = setup_supabase_roles(fresh_database)
-    apply_migrations(fresh_database)
-    with PostgrestGateway(
-        authenticator, "frontdesk-demo-tests-jwt-secret-0123456789", pool_size=16
-    ) as gw:
-        monkeypatch.setenv("SUPABASE_URL", gw.url)
-        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", gw.make_jwt("service_role"))
-        monkeypatch.setenv("FRONTDESK_STORAGE", "supabase")
-        result = run("demo", "--conversations", "12", "--workers", "8", "--seed", "2")
+    monkeypatch.setenv("FRONTDESK_STORAGE", "supabase")
+    result = run("demo", "--conversations", "12", "--workers", "8", "--seed", "2")
     assert result.exit_code == 0, result.output
     assert "frontdesk demo (supabase, seed 2)" in result.stdout
     assert "ok lost updates" in result.stdout

@@ -6,14 +6,9 @@ import asyncio
 import inspect
 import re
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from frontdesk.storage.migrations import apply_migrations
-from tests.support.gateway import PostgrestGateway
-from tests.support.postgres import setup_supabase_roles
 
 README = Path(__file__).parent.parent / "README.md"
 SNIPPETS = [
@@ -25,17 +20,6 @@ NEEDS_SUPABASE = "SupabaseStorage.from_env"
 
 def test_readme_has_snippets() -> None:
     assert len(SNIPPETS) >= 5
-
-
-@pytest.fixture
-def supabase_project(fresh_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """SUPABASE_URL and the key, naming a migrated database behind the gateway."""
-    authenticator = setup_supabase_roles(fresh_database)
-    apply_migrations(fresh_database)
-    with PostgrestGateway(authenticator, "frontdesk-readme-tests-jwt-secret-0123456789") as gw:
-        monkeypatch.setenv("SUPABASE_URL", gw.url)
-        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", gw.make_jwt("service_role"))
-        yield
 
 
 @pytest.mark.parametrize("source", SNIPPETS, ids=[f"snippet-{i}" for i in range(len(SNIPPETS))])
