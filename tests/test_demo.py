@@ -37,6 +37,7 @@ def test_demo_runs_clean(installed: AgentRegistry) -> None:
     assert "frontdesk demo (memory, seed 3)" in out
     assert re.search(r"^ lost updates +0 $", out, re.M), out
     for check in (
+        "ok every message processed: no errors",
         "ok one session per conversation: 30 sessions",
         "ok lost updates: 0: every message found exactly once",
         "ok gapless numbering",

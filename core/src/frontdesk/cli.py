@@ -37,7 +37,8 @@ def create_cli() -> click.Group:
         """frontdesk: conversational agents on durable sessions.
 
         Agents come from installed packages (pip install frontdesk-sales); see them with
-        `frontdesk agents` and the packages with `frontdesk plugins`.
+        `frontdesk agents` and the packages with `frontdesk plugins`. `frontdesk demo`
+        shows the session manager at work under concurrent traffic.
         """
         # The library never configures logging; the command line is an application.
         logging.basicConfig(

@@ -24,11 +24,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
 from attrs import define, field, frozen
 
 from .config import AgentConfig
 from .errors import FrontdeskError
-from .models import NewTurn, Role, Session, SessionState, SessionStatus, Turn, TurnStats
+from .models import NewTurn, Role, Session, SessionStatus, Turn, TurnStats
 from .registry import AgentRegistry
 from .sessions import SessionChange, SessionManager
 from .storage.base import Commit, CommitResult, NewSession, StorageBackend
@@ -105,7 +106,7 @@ def _generic_script(agent: AgentConfig) -> tuple[_Line, ...]:
 class _Stats:
     latencies: dict[str, list[float]] = field(factory=dict)
     conflicts: int = 0
-    commits: int = 0
+    errors: list[str] = field(factory=list)
 
     def record(self, name: str, seconds: float) -> None:
         self.latencies.setdefault(name, []).append(seconds)
@@ -317,46 +318,30 @@ async def run_demo(
         if message.line.captured:
             await manager.update_captured_data(session.id, dict(message.line.captured))
 
-        attempts = 0
-
         def decide(current: Session) -> SessionChange:
-            nonlocal attempts
-            attempts += 1
             target = _NEXT_MODE.get(plan.agent.id, {}).get(message.line.intent)
-            mode = None
-            if (
-                target
-                and target != current.current_mode
-                and plan.agent.states.can_move(current.current_mode, target)
-            ):
-                mode = target
+            moves = target is not None and plan.agent.states.can_move(current.current_mode, target)
             handled = int(current.state.data.get("messages_handled", 0)) + 1
-            state = SessionState(
-                intents_seen=current.state.intents_seen,
-                templates_sent=current.state.templates_sent,
-                captured_data=current.state.captured_data,
-                data={**current.state.data, "messages_handled": handled},
+            return SessionChange(
+                current_mode=target if moves else None,
+                state=attrs.evolve(
+                    current.state, data={**current.state.data, "messages_handled": handled}
+                ),
+                turns=(NewTurn(role=Role.ASSISTANT, content=f"{tag} reply", tokens_used=40),),
             )
-            reply = NewTurn(
-                role=Role.ASSISTANT,
-                content=f"{tag} reply",
-                tokens_used=40,
-            )
-            return SessionChange(current_mode=mode, state=state, turns=(reply,))
 
-        await manager.retry_on_conflict(session.id, decide, attempts=50)
-        stats.commits += 1
-        stats.conflicts += attempts - 1
+        await commit_counted(session.id, decide)
         plan.remaining -= 1
-        if plan.remaining == 0:
-            await end(plan, session.id)
+        if plan.remaining == 0:  # the conversation's last message: end it
 
-    async def end(plan: _Conversation, session_id: str) -> None:
-        def decide(current: Session) -> SessionChange:
-            human = current.current_mode in _HUMAN_MODES
-            status = SessionStatus.HANDED_OFF if human else plan.ending
-            return SessionChange(status=status)
+            def finish(current: Session) -> SessionChange:
+                human = current.current_mode in _HUMAN_MODES
+                return SessionChange(status=SessionStatus.HANDED_OFF if human else plan.ending)
 
+            await commit_counted(session.id, finish)
+
+    async def commit_counted(session_id: str, decide: Callable[[Session], SessionChange]) -> None:
+        """retry_on_conflict, counting the conflicts (each one re-runs `decide`)."""
         attempts = 0
 
         def counted(current: Session) -> SessionChange:
@@ -365,12 +350,14 @@ async def run_demo(
             return decide(current)
 
         await manager.retry_on_conflict(session_id, counted, attempts=50)
-        stats.commits += 1
         stats.conflicts += attempts - 1
 
     async def worker() -> None:
         while (message := await queue.get()) is not None:
-            await handle(message)
+            try:
+                await handle(message)
+            except FrontdeskError as exc:  # counted, and failed by the checks below
+                stats.errors.append(f"conversation {message.conversation}: {exc}")
             if on_message is not None:
                 on_message()
 
@@ -382,7 +369,7 @@ async def run_demo(
     calls_during_run = stats.calls
     latencies = [s for values in stats.latencies.values() for s in values]
 
-    checks, turns, sessions, lost = await _verify(manager, plans)
+    checks, turns, sessions, lost = await _verify(manager, plans, stats.errors)
     total_messages = sum(len(plan.lines) for plan in plans)
     return DemoReport(
         seed=seed,
@@ -407,7 +394,7 @@ async def run_demo(
 
 
 async def _verify(
-    manager: SessionManager, plans: Sequence[_Conversation]
+    manager: SessionManager, plans: Sequence[_Conversation], errors: list[str]
 ) -> tuple[tuple[DemoCheck, ...], int, int, int]:
     """Read everything back and compare it with what was sent."""
     lost: list[str] = []
@@ -456,6 +443,7 @@ async def _verify(
         return DemoCheck(name, not problems, detail)
 
     checks = (
+        check("every message processed", errors, "no errors"),
         check("one session per conversation", one_session, f"{sessions} sessions"),
         check("lost updates", lost, "0: every message found exactly once"),
         check("gapless numbering", gaps, "turns and intents numbered 1..n"),

@@ -405,12 +405,7 @@ class StorageContractTests:
             count = int(current.state.data.get("count", 0))
             data = {**current.state.data, "count": count + 1}
             return SessionChange(
-                state=SessionState(
-                    intents_seen=current.state.intents_seen,
-                    templates_sent=current.state.templates_sent,
-                    captured_data=current.state.captured_data,
-                    data=data,
-                ),
+                state=attrs.evolve(current.state, data=data),
                 turns=[_turn(f"increment {count + 1}")],
             )
 
