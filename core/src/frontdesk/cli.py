@@ -11,18 +11,17 @@ import json
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from . import __version__
 from .config import AgentConfig
 from .errors import FrontdeskError
 from .registry import AgentRegistry, PluginStatus, get_default_registry
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["create_cli", "main"]
 
@@ -51,6 +50,13 @@ def create_cli() -> click.Group:
     cli.add_command(_db_group())
     cli.add_command(_demo_command())
     return cli
+
+
+def _console(**options: Any) -> Console:
+    # rich is imported only to print for people: `--json` output does not pay for it.
+    from rich.console import Console
+
+    return Console(**options)
 
 
 def main() -> None:
@@ -133,13 +139,16 @@ def _list_agents(registry: AgentRegistry, *, as_json: bool) -> None:
         ]
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
     else:
-        console = Console()
+        console = _console()
         if not agents and not conflicts:
             console.print(
                 "No agents installed. Install an agent package (pip install frontdesk-sales) "
                 "or register one in code."
             )
         else:
+            from rich.table import Table
+            from rich.text import Text
+
             table = Table("ID", "Name", "Modes", "Distribution", "Version", box=None)
             for config in agents:
                 source = config.source
@@ -159,7 +168,9 @@ def _list_agents(registry: AgentRegistry, *, as_json: bool) -> None:
 
 
 def _print_agent(config: AgentConfig) -> None:
-    console = Console(highlight=False)
+    from rich.markup import escape
+
+    console = _console(highlight=False)
     source = config.source
     origin = f"{source.distribution} {source.version}" if source else "registered in code"
     console.print(f"[bold]{escape(config.name)}[/bold] ({escape(config.id)}) from {escape(origin)}")
@@ -218,10 +229,13 @@ def _plugins_command() -> click.Command:
             ]
             click.echo(json.dumps(records, indent=2, ensure_ascii=False))
             return
-        console = Console(highlight=False)
+        console = _console(highlight=False)
         if not infos:
             console.print("No agent packages installed (entry-point group frontdesk.agents).")
             return
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table("Distribution", "Version", "Status", "Agents", "Error", box=None)
         colour = {"loaded": "green", "failed": "red", "blocked": "yellow"}
         for info in infos:
@@ -304,7 +318,7 @@ async def _run_demo(
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=_console(stderr=True),
             transient=True,
         ) as progress:
             task = progress.add_task("messages", total=None)
@@ -332,7 +346,9 @@ async def _guard_async(awaitable: Any) -> Any:
 
 
 def _print_report(report: Any) -> None:
-    console = Console(highlight=False)
+    from rich.table import Table
+
+    console = _console(highlight=False)
     table = Table(title=f"frontdesk demo ({report.storage}, seed {report.seed})", box=None)
     table.add_column("")
     table.add_column("", justify="right")
@@ -418,7 +434,7 @@ async def _check_project(count: int) -> bool:
 
     def report(name: str, passed: bool | None, detail: str) -> None:
         mark = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]skip[/]"}[passed]
-        Console(highlight=False).print(f"{mark:>18}  {name}: {detail}")
+        _console(highlight=False).print(f"{mark:>18}  {name}: {detail}")
 
     results: list[bool] = []
     try:

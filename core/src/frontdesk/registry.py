@@ -261,8 +261,10 @@ def _load(
     strict: bool,
 ) -> tuple[PluginInfo, builtins.list[AgentConfig]]:
     """Load one entry point; a failure is recorded (or raised, in strict mode)."""
-    distribution = ep.dist.name if ep.dist is not None else "(unknown distribution)"
-    version = ep.dist.version if ep.dist is not None else "?"
+    # One read of the metadata: `.name` and `.version` would each parse it again.
+    metadata = ep.dist.metadata if ep.dist is not None else None
+    distribution = metadata["Name"] if metadata else "(unknown distribution)"
+    version = metadata["Version"] if metadata else "?"
     where = f"{ep.name} = {ep.value}"
     if allowed is not None and _normalize(distribution) not in allowed:
         logger.debug("not loading %s: not listed in %s", distribution, LOAD_PLUGINS_ENV)

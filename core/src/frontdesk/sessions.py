@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
+import attrs
 from attrs import field, frozen
 from attrs.converters import optional
 
@@ -72,17 +73,31 @@ def _new_turns(turns: Iterable[NewTurn]) -> tuple[NewTurn, ...]:
     return tuple(turns)
 
 
+def _state_ops(ops: Iterable[StateOp]) -> tuple[StateOp, ...]:
+    return tuple(ops)
+
+
 @frozen
 class SessionChange:
     """What one atomic commit changes; fields left as None stay as they are.
 
-    `state` replaces the state document; `turns` are appended and numbered by storage.
+    `state` replaces the state document; `state_ops` (`AppendIntent`, `MergeCapturedData`,
+    ... from `frontdesk.storage`) then apply to it, as the state helpers do; `turns` are
+    appended and numbered by storage. Putting a message's turn, intent, captured data and
+    mode change in one change makes it one storage call instead of four:
+
+        SessionChange(
+            current_mode="collecting",
+            state_ops=[AppendIntent("provides_data"), MergeCapturedData({"city": "Sevilla"})],
+            turns=[NewTurn(role="user", content="Sevilla")],
+        )
     """
 
     current_mode: str | None = None
     status: SessionStatus | None = field(default=None, converter=optional(SessionStatus))
     last_activity_at: datetime | None = None
     state: SessionState | None = None
+    state_ops: tuple[StateOp, ...] = field(default=(), converter=_state_ops)
     turns: tuple[NewTurn, ...] = field(default=(), converter=_new_turns)
 
 
@@ -226,6 +241,8 @@ class SessionManager:
         """
         if change.state is not None:
             check_portable(change.state.to_json(), "state")
+        for op in change.state_ops:
+            check_portable(attrs.asdict(op), type(op).__name__)
         if change.state is not None and expected_version is None:
             raise ValueError(
                 "replacing the state needs the expected_version it was computed from; "
@@ -238,6 +255,7 @@ class SessionManager:
             status=change.status,
             last_activity_at=change.last_activity_at,
             state=change.state,
+            state_ops=change.state_ops,
             turns=change.turns,
         )
         return await self._commit(session_id, commit)
@@ -408,7 +426,10 @@ class SessionManager:
         """
         if mode is None:
             return None
-        return {agent.id: _entered_from(agent, mode) for agent in self.registry.list()}
+        # Agents without the mode are left out: storage refuses a session whose agent is
+        # missing, exactly as it refuses one whose mode is not in its set.
+        rules = {agent.id: _entered_from(agent, mode) for agent in self.registry.list()}
+        return {agent_id: modes for agent_id, modes in rules.items() if modes}
 
     async def _apply(self, session_id: str, op: StateOp) -> Session:
         return (await self._commit(session_id, Commit(state_ops=(op,)))).session

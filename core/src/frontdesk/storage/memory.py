@@ -16,6 +16,7 @@ import copy
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 
@@ -36,8 +37,8 @@ __all__ = ["InMemoryStorage"]
 
 @attrs.define
 class _Record:
-    session: Session  # its `state` is left empty; the document lives in `state`, as JSON
-    state: dict[str, object]
+    session: Session  # its `state` is left empty; the document lives in `state`
+    state: SessionState  # owned: nothing outside this storage holds its mutable parts
     turns: list[Turn] = attrs.Factory(list)
     tokens_used: int = 0
 
@@ -99,7 +100,7 @@ class InMemoryStorage:
                 updated_at=now,
                 last_activity_at=now,
             )
-            record = _Record(session, new.state.to_json())
+            record = _Record(session, _own(new.state))
             self._records[new.id] = record
             self._active[key] = new.id
             return self._read(record), True
@@ -152,8 +153,10 @@ class InMemoryStorage:
                     raise TurnNumberConflictError(session_id, wanted, next_number + offset)
 
             now = max(self._clock(), current.updated_at)  # never before the last write
-            state = commit.state if commit.state is not None else self._state(record)
-            state = apply_state_ops(state, commit.state_ops, now)
+            state = record.state
+            if commit.state is not None or commit.state_ops:
+                base = commit.state if commit.state is not None else record.state
+                state = _own(apply_state_ops(base, commit.state_ops, now))
             turns = tuple(
                 Turn(
                     session_id=session_id,
@@ -178,7 +181,7 @@ class InMemoryStorage:
                 updated_at=now,
                 last_activity_at=last_activity,
             )
-            record.state = state.to_json()
+            record.state = state
             record.turns.extend(turns)
             record.tokens_used += sum(turn.tokens_used for turn in turns)
             if status != SessionStatus.ACTIVE:
@@ -209,12 +212,24 @@ class InMemoryStorage:
             raise SessionNotFoundError(session_id)
         return record
 
-    @staticmethod
-    def _state(record: _Record) -> SessionState:
-        return SessionState.from_json(copy.deepcopy(record.state))
-
     def _read(self, record: _Record) -> Session:
-        return attrs.evolve(record.session, state=self._state(record))
+        return attrs.evolve(record.session, state=_own(record.state))
+
+
+def _own(state: SessionState) -> SessionState:
+    """A copy sharing nothing mutable with `state` (its tuples and strings are immutable)."""
+    return attrs.evolve(
+        state, captured_data=dict(state.captured_data), data=_copy_json(dict(state.data))
+    )
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars): several times copy.deepcopy's speed."""
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy_json(item) for item in value]
+    return value
 
 
 def _copy_turn(turn: Turn) -> Turn:

@@ -35,7 +35,16 @@ from ..errors import (
 from ..models import IntentSeen, NewTurn, Role, Session, SessionState, SessionStatus, ToolCall
 from ..registry import AgentRegistry
 from ..sessions import SessionChange, SessionManager
-from ..storage.base import Capability, Commit, NewSession, StorageBackend
+from ..storage.base import (
+    AppendIntent,
+    AppendTemplate,
+    Capability,
+    Commit,
+    MergeCapturedData,
+    MergeData,
+    NewSession,
+    StorageBackend,
+)
 from .agents import TEST_AGENT_ID, make_test_agent
 
 __all__ = ["StorageContractTests", "requires"]
@@ -647,6 +656,37 @@ class StorageContractTests:
         ]
         assert await manager.get_session(session.id) == result.session
         assert list(await manager.get_turns(session.id)) == list(result.turns)
+
+    async def test_one_commit_records_a_whole_message(
+        self, manager: SessionManager, session: Session
+    ) -> None:
+        """Turn, intent, captured data and mode in one call; no version, no conflict."""
+        changes = [
+            SessionChange(
+                state_ops=[
+                    AppendIntent(f"intent-{i}"),
+                    MergeCapturedData({f"k{i}": str(i)}),
+                    AppendTemplate(f"t{i}"),
+                    MergeData({f"d{i}": i}),
+                ],
+                turns=[_turn(f"message {i}"), _turn(f"reply {i}", role="assistant")],
+            )
+            for i in range(self.concurrency)
+        ]
+        await asyncio.gather(
+            *(manager.commit(session.id, change, expected_version=None) for change in changes)
+        )
+        final = await manager.get_session(session.id)
+        assert final.version == 1 + self.concurrency
+        assert len(final.state.intents_seen) == self.concurrency
+        assert final.state.captured_data == {f"k{i}": str(i) for i in range(self.concurrency)}
+        assert final.state.data == {f"d{i}": i for i in range(self.concurrency)}
+        assert len(final.state.templates_sent) == self.concurrency
+        turns = await manager.get_turns(session.id)
+        assert [t.turn_number for t in turns] == list(range(1, 2 * self.concurrency + 1))
+        for i in range(self.concurrency):  # a message's two turns stay together, in order
+            index = [t.content for t in turns].index(f"message {i}")
+            assert turns[index + 1].content == f"reply {i}"
 
     async def test_refused_commit_writes_nothing(
         self, manager: SessionManager, session: Session
