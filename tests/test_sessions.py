@@ -13,6 +13,7 @@ from frontdesk import (
     AgentRegistry,
     InMemoryStorage,
     InvalidTransitionError,
+    NewTurn,
     Session,
     SessionChange,
     SessionManager,
@@ -174,8 +175,6 @@ async def test_replacing_state_needs_a_version(
 async def test_unconditional_commit_of_turns(
     frontdesk_manager: SessionManager, session: Session
 ) -> None:
-    from frontdesk import NewTurn
-
     result = await frontdesk_manager.commit(
         session.id,
         SessionChange(

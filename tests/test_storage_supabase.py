@@ -23,10 +23,12 @@ from supabase import AsyncClientOptions, acreate_client
 from frontdesk import (
     AgentRegistry,
     SessionManager,
+    SessionNotFoundError,
     StorageError,
     StorageUnavailableError,
     open_storage,
 )
+from frontdesk.storage import Commit
 from frontdesk.storage.migrations import applied_migrations, apply_migrations, migrations
 from frontdesk.storage.supabase import SupabaseStorage
 from frontdesk.testing import TEST_AGENT_ID, StorageContractTests, make_test_agent
@@ -241,8 +243,6 @@ async def test_missing_migrations_say_what_to_do(fresh_database: str) -> None:
 
 
 async def test_a_session_id_that_is_not_a_uuid_is_missing(manager: SessionManager) -> None:
-    from frontdesk import SessionNotFoundError
-
     with pytest.raises(SessionNotFoundError):
         await manager.get_session("not-a-uuid")
     with pytest.raises(SessionNotFoundError):
@@ -366,9 +366,7 @@ def test_queries_use_the_indexes(fresh_database: str) -> None:
             assert f"using {index} on" in plan, plan
 
 
-def _empty_commit() -> Any:
-    from frontdesk.storage import Commit
-
+def _empty_commit() -> Commit:
     return Commit()
 
 
@@ -477,7 +475,5 @@ async def test_only_canonical_session_ids(manager: SessionManager, variant: str)
         "braces": "{" + session.id + "}",
         "urn": "urn:uuid:" + session.id,
     }[variant]
-    from frontdesk import SessionNotFoundError
-
     with pytest.raises(SessionNotFoundError):
         await manager.get_session(other)
