@@ -45,7 +45,7 @@ def test_quickstart() -> None:
 
 
 def test_agent_package_installs_and_appears(tmp_path: Path) -> None:
-    uv = shutil.which("uv")
+    uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` names itself in $UV
     if uv is None:
         pytest.fail("uv is needed to install the example package (pip install uv)")
     target = tmp_path / "site"
