@@ -130,7 +130,7 @@ async def run_helpers(manager: SessionManager, run: Run) -> None:
     expected_turns = sum((n + 1) // 2 for n in counts)
     expected_intents = sum(n // 2 for n in counts)
     intents = after.state.intents_seen
-    run.lost = (expected_turns - len(turns)) + (expected_intents - len(intents))
+    run.lost = abs(expected_turns - len(turns)) + abs(expected_intents - len(intents))
     run.lost += abs(after.version - (1 + run.operations))
     if [t.turn_number for t in turns] != list(range(1, len(turns) + 1)):
         run.lost += 1
@@ -172,7 +172,7 @@ async def run_retry(manager: SessionManager, run: Run) -> None:
     await asyncio.gather(*(worker(n) for n in _split(run.operations, run.workers)))
     run.elapsed = time.perf_counter() - started
     after = await manager.get_session(sid)
-    run.lost = run.commits - int(after.state.data.get("counter", 0))
+    run.lost = abs(run.commits - int(after.state.data.get("counter", 0)))
     run.lost += abs(after.version - (1 + run.commits))
 
 

@@ -141,6 +141,8 @@ def create_app(
             status, payload = await handle(body if isinstance(body, dict) else {})
         except SessionClosedError as exc:
             status, payload = 409, {"error": str(exc)}
+        except ValueError as exc:  # text no storage accepts (NUL, lone surrogates, ...)
+            status, payload = 400, {"error": str(exc)}
         except FrontdeskError as exc:
             status, payload = 503, {"error": str(exc)}
         await respond(send, status, payload)

@@ -80,8 +80,20 @@ def test_agent_package_installs_and_appears(tmp_path: Path) -> None:
     assert {"sales", "support"} <= set(agents)
 
 
-def test_testing_examples_pass() -> None:
-    result = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "testing"))
+def test_testing_examples_pass(tmp_path: Path) -> None:
+    # Copied out of the repository, so that only the example's own pytest configuration
+    # applies, as in an application's project.
+    project = tmp_path / "app_tests"
+    shutil.copytree(EXAMPLES / "testing", project)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "FRONTDESK_"))},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "passed" in result.stdout.splitlines()[-1]
     assert "failed" not in result.stdout.splitlines()[-1]
@@ -117,6 +129,9 @@ async def test_webhook_records_double_texts(installed: AgentRegistry) -> None:
         assert (await client.post("/webhook", json={"from": 1})).status_code == 400
         assert (await client.get("/webhook")).status_code == 405
         assert (await client.post("/elsewhere", json={})).status_code == 404
+        nul = await client.post("/webhook", json={"from": "+34600111222", "text": "a\x00b"})
+        assert nul.status_code == 400
+        assert "NUL" in nul.json()["error"]
 
     manager = SessionManager(storage, workspace_id="whatsapp-shop", registry=installed)
     session = await manager.get_session(bodies[0]["session_id"])

@@ -49,3 +49,19 @@ def test_new_turn_converts_and_checks() -> None:
     for bad in ({"confidence": -0.1}, {"tokens_used": 1.5}, {"tokens_used": True}):
         with pytest.raises(ValueError, match="must be"):
             NewTurn(role=Role.USER, content="x", **bad)  # type: ignore[arg-type]
+
+
+def test_state_sequences_are_tuples_and_captured_data_is_text() -> None:
+    templates = ["welcome"]
+    state = SessionState(templates_sent=templates)  # type: ignore[arg-type]
+    templates.append("changed later")
+    assert state.templates_sent == ("welcome",)
+    with pytest.raises(ValueError, match="strings to strings"):
+        SessionState(captured_data={"n": 1})  # type: ignore[dict-item]
+
+
+def test_json_keys_must_be_strings() -> None:
+    from frontdesk.models import check_portable
+
+    with pytest.raises(ValueError, match="string keys"):
+        check_portable({"a": {1: "x"}}, "data")

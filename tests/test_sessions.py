@@ -208,7 +208,7 @@ async def test_helpers_check_their_arguments(
 ) -> None:
     with pytest.raises(ValueError, match="intent"):
         await frontdesk_manager.add_intent_seen(session.id, "")
-    with pytest.raises(ValueError, match="template_name"):
+    with pytest.raises(ValueError, match="template name"):
         await frontdesk_manager.add_template_sent(session.id, " ")
     with pytest.raises(ValueError, match="bad keys"):
         await frontdesk_manager.update_captured_data(session.id, {"n": 3})  # type: ignore[dict-item]

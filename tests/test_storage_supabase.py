@@ -400,6 +400,30 @@ def _postgrest_error(code: str, status: int) -> Any:
             True,
             id="proxy-504-page",
         ),
+        pytest.param(
+            lambda request: httpx.Response(502, text="<html>Bad Gateway</html>"),
+            StorageUnavailableError,
+            True,
+            id="proxy-502-page",
+        ),
+        pytest.param(
+            lambda request: httpx.Response(429, text="Too Many Requests"),
+            StorageUnavailableError,
+            False,
+            id="rate-limited",
+        ),
+        pytest.param(
+            lambda request: httpx.Response(401, json={"message": "Invalid API key"}),
+            StorageError,
+            None,
+            id="gateway-refuses-key",
+        ),
+        pytest.param(
+            lambda request: httpx.Response(403, text="<html>Forbidden</html>"),
+            StorageError,
+            None,
+            id="forbidden-page",
+        ),
         pytest.param(_postgrest_error("23514", 400), StorageError, None, id="check-violation"),
         pytest.param(_postgrest_error("22003", 400), StorageError, None, id="out-of-range"),
         pytest.param(

@@ -1,7 +1,8 @@
 """A third-party storage backend: in-memory storage that keeps an audit log of writes.
 
-It shows the shape of a backend: the `StorageBackend` methods, `capabilities`, and a
-`frontdesk.storage` entry point in its package (see the README one level up).
+It shows the shape of a backend: the `StorageBackend` methods and `capabilities`. A
+packaged backend would also name its class in the `frontdesk.storage` entry-point group,
+so that `open_storage("audited")` and FRONTDESK_STORAGE=audited find it.
 """
 
 from __future__ import annotations

@@ -264,7 +264,7 @@ def _demo_command() -> click.Command:
     )
     @click.option("--workers", default=16, show_default=True, help="Concurrent workers.")
     @click.option(
-        "--seed", type=int, default=None, help="Random seed (a seeded run is reproducible)."
+        "--seed", type=int, default=None, help="Random seed: the same seed sends the same traffic."
     )
     @click.option(
         "--storage",
@@ -282,6 +282,9 @@ def _demo_command() -> click.Command:
         Users double- and triple-text, so several workers write to one conversation at
         once. Every message is then looked for in the stored turns and state: the run
         fails (exit 1) if anything was lost, duplicated or misnumbered.
+
+        With --storage supabase the sessions are written to that project, in a workspace
+        named demo-SEED-XXXXXXXX, and left there to look at.
         """
         for name, value in (
             ("--conversations", conversations),
@@ -358,7 +361,7 @@ def _print_report(report: Any) -> None:
         ("sessions", f"{report.sessions}"),
         ("turns", f"{report.turns}"),
         ("version conflicts detected", f"{report.conflicts}"),
-        ("retries", f"{report.retries}"),
+        ("commits that needed a retry", f"{report.retries}"),
         ("lost updates", f"{report.lost_updates}"),
         ("storage calls per message", f"{report.calls_per_message:.2f}"),
         (

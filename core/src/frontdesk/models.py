@@ -29,6 +29,7 @@ __all__ = [
     "Turn",
     "TurnStats",
     "check_portable",
+    "check_text_map",
 ]
 
 JSON = Any
@@ -67,6 +68,23 @@ class IntentSeen:
     seen_at: datetime = field(converter=_utc)
 
 
+def _intents(items: Iterable[IntentSeen]) -> tuple[IntentSeen, ...]:
+    return tuple(items)
+
+
+def _strings(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
+
+
+def check_text_map(value: Mapping[str, str], what: str) -> None:
+    """Refuse a mapping that is not strings to strings (captured data is text)."""
+    bad = [
+        key for key, item in value.items() if not isinstance(key, str) or not isinstance(item, str)
+    ]
+    if bad:
+        raise ValueError(f"{what} maps strings to strings; bad keys: {bad!r}")
+
+
 @frozen
 class SessionState:
     """The state document of a session.
@@ -75,9 +93,11 @@ class SessionState:
     original design track; `data` holds anything else an agent needs (JSON values).
     """
 
-    intents_seen: tuple[IntentSeen, ...] = ()
-    templates_sent: tuple[str, ...] = ()
-    captured_data: Mapping[str, str] = field(factory=dict)
+    intents_seen: tuple[IntentSeen, ...] = field(default=(), converter=_intents)
+    templates_sent: tuple[str, ...] = field(default=(), converter=_strings)
+    captured_data: Mapping[str, str] = field(
+        factory=dict, validator=lambda _, __, value: check_text_map(value, "captured_data")
+    )
     data: Mapping[str, JSON] = field(factory=dict)
 
     def to_json(self) -> dict[str, JSON]:
@@ -144,6 +164,7 @@ def check_portable(value: JSON, what: str) -> None:
     Every backend stores the same documents, so the rules are checked before any write,
     not discovered later as one backend's error.
     """
+    _check_keys(value, what)
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
@@ -154,6 +175,18 @@ def check_portable(value: JSON, what: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"{what} must be valid Unicode (it has a lone surrogate)") from None
+
+
+def _check_keys(value: JSON, what: str) -> None:
+    # json.dumps would turn 1 into "1" silently: one backend would keep 1, another "1".
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{what} must have string keys, not {key!r}")
+            _check_keys(item, what)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_keys(item, what)
 
 
 def _portable(_: object, attribute: Any, value: JSON) -> None:

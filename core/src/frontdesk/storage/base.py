@@ -35,6 +35,8 @@ from ..models import (
     SessionStatus,
     Turn,
     TurnStats,
+    check_portable,
+    check_text_map,
 )
 
 __all__ = [
@@ -76,32 +78,55 @@ class NewSession:
     state: SessionState = field(factory=SessionState)
 
 
+def _text_map(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
+
+
+def _json_map(value: Mapping[str, JSON]) -> dict[str, JSON]:
+    return dict(value)
+
+
 @frozen
 class AppendIntent:
     """Append an intent to `intents_seen`, numbered after the last, stamped with commit time."""
 
-    intent: str
+    intent: str = field(validator=lambda _, __, value: _check_name(value, "intent"))
 
 
 @frozen
 class AppendTemplate:
     """Append a template name to `templates_sent`."""
 
-    name: str
+    name: str = field(validator=lambda _, __, value: _check_name(value, "template name"))
 
 
 @frozen
 class MergeCapturedData:
     """Set these keys of `captured_data`, keeping the others."""
 
-    data: Mapping[str, str]
+    data: Mapping[str, str] = field(
+        converter=_text_map, validator=lambda _, __, value: _check_captured(value)
+    )
 
 
 @frozen
 class MergeData:
     """Set these top-level keys of the agent-specific `data`, keeping the others."""
 
-    data: Mapping[str, JSON]
+    data: Mapping[str, JSON] = field(
+        converter=_json_map, validator=lambda _, __, value: check_portable(value, "data")
+    )
+
+
+def _check_captured(value: Mapping[str, str]) -> None:
+    check_text_map(value, "captured data")
+    check_portable(dict(value), "captured data")
+
+
+def _check_name(value: object, what: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    check_portable(value, what)
 
 
 StateOp = AppendIntent | AppendTemplate | MergeCapturedData | MergeData

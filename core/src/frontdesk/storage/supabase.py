@@ -322,15 +322,39 @@ def _domain_error(
             "in SUPABASE_SERVICE_ROLE_KEY."
         )
     if isinstance(exc.code, int) or (len(code) == 3 and code.isdigit()):
-        # Not PostgREST's answer (its errors carry a SQLSTATE or PGRST code): a proxy or
-        # gateway in front of it failed, and a write behind it may still have committed.
-        return StorageUnavailableError(
-            function, f"HTTP {code}: {exc.message}", may_have_applied=not read
+        # Not PostgREST's answer (its errors carry a SQLSTATE or PGRST code) but the HTTP
+        # status of something in front of it: what it means depends on the status.
+        return _proxy_error(int(code), str(exc.message), function, read=read)
+    if exc.code is None:
+        # A JSON error without a code: not from PostgREST either (an API gateway's own
+        # refusal, such as an unknown key), so the request never reached the database.
+        return StorageError(
+            f"{function} was refused before reaching the database: {exc.message}. "
+            "Check SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY."
         )
     if code.startswith(("08", "53", "57", "40", "PGRST0")):
         # PostgREST answered with a server-side failure: its transaction was rolled back.
         return StorageUnavailableError(function, f"{code}: {exc.message}", may_have_applied=False)
     return StorageError(f"{function} failed ({code}): {exc.message}")
+
+
+def _proxy_error(status: int, message: str, function: str, *, read: bool) -> Exception:
+    if status in {401, 403}:
+        return StorageError(
+            f"the key was refused (HTTP {status}); use the service_role secret key in "
+            "SUPABASE_SERVICE_ROLE_KEY."
+        )
+    if status in {502, 504} or status >= 520:
+        # A gateway gave up waiting: the database may still have committed the write.
+        return StorageUnavailableError(
+            function, f"HTTP {status}: {message}", may_have_applied=not read
+        )
+    if status in {429, 503} or status >= 500:
+        # Refused or failed in front of the database: nothing was applied.
+        return StorageUnavailableError(
+            function, f"HTTP {status}: {message}", may_have_applied=False
+        )
+    return StorageError(f"{function} was refused (HTTP {status}): {message}")
 
 
 def _frontdesk_error(
