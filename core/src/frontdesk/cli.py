@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -87,7 +89,8 @@ def _agents_group() -> click.Group:
     @click.option("--json", "as_json", is_flag=True, help="Print the config as JSON.")
     def show(agent_id: str, as_json: bool) -> None:
         """Print one agent's configuration, prompts included."""
-        config = _guard(lambda: _registry().get(agent_id))
+        with _one_line_errors():
+            config = _registry().get(agent_id)
         if as_json:
             click.echo(json.dumps(_agent_record(config, full=True), indent=2, ensure_ascii=False))
         else:
@@ -98,13 +101,16 @@ def _agents_group() -> click.Group:
 
 def _registry() -> AgentRegistry:
     registry = get_default_registry()
-    _guard(lambda: len(registry))  # discovery errors (strict mode) become one clean line
+    with _one_line_errors():  # discovery errors (strict mode) become one clean line
+        len(registry)
     return registry
 
 
-def _guard(call: Any) -> Any:
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A `FrontdeskError` becomes click's one-line `Error: ...` with exit code 1."""
     try:
-        return call()
+        yield
     except FrontdeskError as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from exc
 
@@ -314,7 +320,8 @@ async def _run_demo(
         raise click.ClickException(
             "no agents installed: pip install frontdesk-sales (or another agent package)"
         )
-    storage = await _guard_async(open_storage(storage_name))
+    with _one_line_errors():
+        storage = await open_storage(storage_name)
     try:
         with Progress(
             "[progress.description]{task.description}",
@@ -325,8 +332,8 @@ async def _run_demo(
             transient=True,
         ) as progress:
             task = progress.add_task("messages", total=None)
-            return await _guard_async(
-                run_demo(
+            with _one_line_errors():
+                return await run_demo(
                     storage,
                     registry,
                     conversations=conversations,
@@ -336,16 +343,8 @@ async def _run_demo(
                     storage_name=storage_name,
                     on_message=lambda: progress.advance(task),
                 )
-            )
     finally:
         await storage.aclose()
-
-
-async def _guard_async(awaitable: Any) -> Any:
-    try:
-        return await awaitable
-    except FrontdeskError as exc:
-        raise click.ClickException(str(exc).splitlines()[0]) from exc
 
 
 def _print_report(report: Any) -> None:
@@ -405,7 +404,8 @@ def _db_group() -> click.Group:
         """Apply the migrations the database lacks (running it twice is a no-op)."""
         from .storage.migrations import apply_migrations
 
-        applied = _guard(lambda: apply_migrations(dsn))
+        with _one_line_errors():
+            applied = apply_migrations(dsn)
         if applied:
             for name in applied:
                 click.echo(f"applied {name}")
@@ -440,10 +440,8 @@ async def _check_project(count: int) -> bool:
         _console(highlight=False).print(f"{mark:>18}  {name}: {detail}")
 
     results: list[bool] = []
-    try:
+    with _one_line_errors():
         storage = await SupabaseStorage.from_env()
-    except FrontdeskError as exc:
-        raise click.ClickException(str(exc)) from exc
     async with storage as backend:
         try:
             health = await backend.health()

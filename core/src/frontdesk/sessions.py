@@ -200,7 +200,7 @@ class SessionManager:
         """
         change = SessionChange(
             current_mode=current_mode,
-            status=SessionStatus(status) if status is not None else None,
+            status=status,
             last_activity_at=last_activity_at,
         )
         result = await self.commit(session_id, change, expected_version=expected_version)
@@ -239,12 +239,12 @@ class SessionManager:
         on what was read (new turns, a status change).
         """
         if change.state is not None:
+            if expected_version is None:
+                raise ValueError(
+                    "replacing the state needs the expected_version it was computed from; "
+                    "use the state helpers (add_intent_seen, ...) for unconditional changes"
+                )
             check_portable(change.state.to_json(), "state")
-        if change.state is not None and expected_version is None:
-            raise ValueError(
-                "replacing the state needs the expected_version it was computed from; "
-                "use the state helpers (add_intent_seen, ...) for unconditional changes"
-            )
         commit = Commit(
             expected_version=expected_version,
             current_mode=change.current_mode,
@@ -347,12 +347,12 @@ class SessionManager:
         otherwise, and nothing is written).
         """
         new_turn = NewTurn(
-            role=Role(role),
+            role=role,
             content=content,
             turn_number=turn_number,
             intent_detected=intent_detected,
             confidence=confidence,
-            tools_called=tuple(tools_called),
+            tools_called=tools_called,
             tokens_used=tokens_used,
         )
         result = await self._commit(session_id, Commit(turns=(new_turn,)))

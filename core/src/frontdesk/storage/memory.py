@@ -108,10 +108,8 @@ class InMemoryStorage:
     async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
         await asyncio.sleep(0)
         with self._lock:
-            record = self._records.get(session_id)
-            if record is None or record.session.workspace_id != workspace_id:
-                return None
-            return self._read(record)
+            record = self._lookup(workspace_id, session_id)
+            return None if record is None else self._read(record)
 
     async def find_active_session(
         self, workspace_id: str, conversation_id: str, agent_id: str
@@ -206,9 +204,16 @@ class InMemoryStorage:
     async def aclose(self) -> None:
         """Nothing to release; the data stays readable until the object is dropped."""
 
-    def _find(self, workspace_id: str, session_id: str) -> _Record:
+    def _lookup(self, workspace_id: str, session_id: str) -> _Record | None:
+        # Another workspace's session is indistinguishable from a missing one.
         record = self._records.get(session_id)
         if record is None or record.session.workspace_id != workspace_id:
+            return None
+        return record
+
+    def _find(self, workspace_id: str, session_id: str) -> _Record:
+        record = self._lookup(workspace_id, session_id)
+        if record is None:
             raise SessionNotFoundError(session_id)
         return record
 
