@@ -1,0 +1,64 @@
+"""The `frontdesk` command: inspect installed agents and agent packages, run the demo.
+
+Built by `create_cli()` so that importing this package does nothing; `main` is the console
+script. Listings take `--json` for scripts; frontdesk's own errors are one line on stderr
+with exit code 1 (usage errors are click's, exit code 2).
+
+One module per command group; each defines `command() -> click.Command` and nothing runs
+at import. Adding a group is two lines here: import its module below, and add
+`<module>.command` to `_COMMANDS`. Shared pieces live in the private modules: `_errors`
+(one-line errors), `_output` (consoles, warnings, plurals), `_registry` (the registry the
+commands read).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .. import __version__
+from . import agents, db, demo, plugins
+
+__all__ = ["create_cli", "main"]
+
+# The command groups, in the order `frontdesk --help` lists them.
+_COMMANDS = (
+    agents.command,
+    plugins.command,
+    db.command,
+    demo.command,
+)
+
+
+def create_cli() -> click.Group:
+    """Build the `frontdesk` command group.
+
+    >>> create_cli().name
+    'frontdesk'
+    """
+
+    @click.group("frontdesk", context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(__version__, prog_name="frontdesk")
+    @click.option("-v", "--verbose", is_flag=True, help="Log what frontdesk does to stderr.")
+    def cli(verbose: bool) -> None:
+        """frontdesk: conversational agents on durable sessions.
+
+        Agents come from installed packages (pip install frontdesk-sales); see them with
+        `frontdesk agents` and the packages with `frontdesk plugins`. `frontdesk demo`
+        shows the session manager at work under concurrent traffic.
+        """
+        # The library never configures logging; the command line is an application.
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.ERROR,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+
+    for build in _COMMANDS:
+        cli.add_command(build())
+    return cli
+
+
+def main() -> None:
+    """Entry point of the `frontdesk` console script."""
+    create_cli()(prog_name="frontdesk")
