@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import re
+import socket
 from collections.abc import Iterator
 
 import attrs
 import pytest
 from click.testing import CliRunner, Result
 
-from frontdesk import AgentRegistry, FrontdeskError, InMemoryStorage
+from frontdesk import (
+    AgentRegistry,
+    FrontdeskError,
+    InMemoryStorage,
+    Session,
+    StorageError,
+    StorageUnavailableError,
+)
 from frontdesk.cli import create_cli
-from frontdesk.demo import run_demo
+from frontdesk.cli.demo import ProgressLines
+from frontdesk.demo import MAX_CONVERSATIONS, MAX_TOTAL_MESSAGES, run_demo
 from frontdesk.registry import use_default_registry
-from frontdesk.storage import Commit, CommitResult
+from frontdesk.storage import Commit, CommitResult, NewSession
 from tests.support.gateway import PostgrestGateway
 
 from .conftest import DistributionMaker
@@ -140,8 +150,173 @@ def test_demo_on_supabase(
     assert "ok lost updates" in result.stdout
 
 
-def test_no_agents_is_a_frontdesk_error() -> None:
-    import asyncio
-
+async def test_no_agents_is_a_frontdesk_error() -> None:
     with pytest.raises(FrontdeskError, match="no agents installed"):
-        asyncio.run(run_demo(InMemoryStorage(), AgentRegistry()))
+        await run_demo(InMemoryStorage(), AgentRegistry())
+
+
+# -- sizes, progress, storage names ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--conversations", "99999999999999999999"],
+            f"99999999999999999999 is not in the range 1<=x<={MAX_CONVERSATIONS}",
+        ),
+        (["--messages", "101"], "101 is not in the range 1<=x<=100"),
+        (["--workers", "1001"], "1001 is not in the range 1<=x<=1000"),
+        (
+            ["--conversations", "100000", "--messages", "100"],
+            f"conversations x messages must be at most {MAX_TOTAL_MESSAGES:,}",
+        ),
+    ],
+    ids=["conversations", "messages", "workers", "total"],
+)
+def test_demo_sizes_are_bounded(installed: AgentRegistry, args: list[str], message: str) -> None:
+    result = run("demo", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+async def test_run_demo_refuses_sizes_past_the_bounds(installed: AgentRegistry) -> None:
+    with pytest.raises(FrontdeskError, match="conversations must be a whole number from 1"):
+        await run_demo(InMemoryStorage(), installed, conversations=MAX_CONVERSATIONS + 1)
+
+
+def test_progress_lines_only_on_long_runs() -> None:
+    now = [100.0]
+    out = io.StringIO()
+    progress = ProgressLines(out, every=5.0, clock=lambda: now[0])
+    now[0] = 104.0
+    progress(10, 1000)
+    assert out.getvalue() == ""  # a short run prints nothing
+    now[0] = 105.5
+    progress(250, 1000)
+    now[0] = 106.0
+    progress(260, 1000)  # the next line waits another 5 seconds
+    now[0] = 111.0
+    progress(1000, 1000)
+    assert out.getvalue().splitlines() == [
+        "demo: 250 of 1,000 messages (25%), 6 s",
+        "demo: 1,000 of 1,000 messages (100%), 11 s",
+    ]
+
+
+def test_demo_reports_progress_to_stderr_only(installed: AgentRegistry) -> None:
+    result = run("demo", "--conversations", "5", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # not a terminal, and short: no progress at all
+    assert "ok one session per conversation: 5 sessions" in result.stdout
+
+
+def test_demo_says_one_session(installed: AgentRegistry) -> None:
+    result = run("demo", "--conversations", "1", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    assert "ok one session per conversation: 1 session\n" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "name"),
+    [(["--storage", ""], None, "''"), ([], " memory", "' memory'")],
+    ids=["empty-option", "spaced-env"],
+)
+def test_demo_refuses_storage_names_that_are_not_names(
+    installed: AgentRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: str | None,
+    name: str,
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("FRONTDESK_STORAGE", env)
+    result = run("demo", "--conversations", "2", *args)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"Error: no storage backend named {name}; installed backends: "
+        + result.stderr.split("installed backends: ")[1].rstrip("\n")
+    ]
+    assert "memory" in result.stderr.split("installed backends: ")[1]
+
+
+# -- storage that fails --------------------------------------------------------------------------
+
+
+def test_demo_with_unreachable_supabase_fails_in_one_line(
+    installed: AgentRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("SUPABASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYSJ9.c2ln")
+    result = run("demo", "--storage", "supabase", "--conversations", "50")
+    assert result.exit_code == 1
+    assert result.stdout == ""  # no traffic ran, no report with an "ok"
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: the supabase storage did not answer, so the demo did not start")
+
+
+class WritesFail(InMemoryStorage):
+    """Reads work; every new session fails as a network error would."""
+
+    async def create_session(
+        self, new: NewSession, *, return_existing: bool = False
+    ) -> tuple[Session, bool]:
+        raise StorageUnavailableError(
+            "create_session", "ConnectError: refused", may_have_applied=False
+        )
+
+
+async def test_nothing_stored_is_never_ok(installed: AgentRegistry) -> None:
+    report = await run_demo(WritesFail(), installed, conversations=20, seed=4)
+    assert report.sessions == 0
+    assert [check.name for check in report.checks if check.passed] == []
+    processed = next(c for c in report.checks if c.name == "every message processed")
+    # The same error, once, with how often it happened.
+    assert processed.detail.startswith("1: StorageUnavailableError: storage operation")
+    assert f"({report.messages}x)" in processed.detail
+    lost = next(c for c in report.checks if c.name == "lost updates")
+    assert "20 conversations not checked" in lost.detail
+    assert report.lost_updates == 20
+
+
+def test_demo_cli_when_nothing_is_stored(
+    installed: AgentRegistry, make_distribution: DistributionMaker
+) -> None:
+    make_distribution(
+        "frontdesk-failing-storage",
+        modules={"failing_storage": FAILING_STORAGE},
+        storage={"writes-fail": "failing_storage:WritesFail"},
+    )
+    result = run("demo", "--conversations", "6", "--seed", "1", "--storage", "writes-fail")
+    assert result.exit_code == 1
+    assert "ok " not in result.stdout
+    assert "FAIL lost updates" in result.stdout
+
+
+async def test_unreachable_storage_is_a_storage_error(installed: AgentRegistry) -> None:
+    class Down(InMemoryStorage):
+        async def find_active_session(
+            self, workspace_id: str, conversation_id: str, agent_id: str
+        ) -> Session | None:
+            raise StorageUnavailableError("find_active_session", "down", may_have_applied=False)
+
+    storage = Down()
+    with pytest.raises(StorageError, match="the down storage did not answer"):
+        await run_demo(storage, installed, storage_name="down")
+    assert repr(storage) == "<Down sessions=0>"  # nothing was written
+
+
+FAILING_STORAGE = """
+from frontdesk import StorageUnavailableError
+from frontdesk.storage.memory import InMemoryStorage
+
+
+class WritesFail(InMemoryStorage):
+    async def create_session(self, new, *, return_existing=False):
+        raise StorageUnavailableError("create_session", "refused", may_have_applied=False)
+"""

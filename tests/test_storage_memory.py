@@ -61,3 +61,11 @@ async def test_an_id_is_never_reused() -> None:
     await storage.commit("w", "s1", Commit(status=SessionStatus.CLOSED))
     with pytest.raises(ConflictError, match="is taken"):
         await storage.create_session(new)
+
+
+def test_repr_names_the_class_a_subclass_included() -> None:
+    class Audited(InMemoryStorage):
+        pass
+
+    assert repr(InMemoryStorage()) == "<InMemoryStorage sessions=0>"
+    assert repr(Audited()) == "<Audited sessions=0>"

@@ -21,20 +21,30 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
 from attrs import define, field, frozen
 
 from .config import AgentConfig
-from .errors import FrontdeskError
+from .errors import FrontdeskError, StorageError
 from .models import NewTurn, Role, Session, SessionStatus, Turn, TurnStats
 from .registry import AgentRegistry
 from .sessions import SessionChange, SessionManager
 from .storage.base import Commit, CommitResult, NewSession, StorageBackend
 
-__all__ = ["DemoReport", "MeasuredStorage", "run_demo"]
+__all__ = [
+    "MAX_CONVERSATIONS",
+    "MAX_MESSAGES",
+    "MAX_TOTAL_MESSAGES",
+    "MAX_WORKERS",
+    "DemoCheck",
+    "DemoReport",
+    "MeasuredStorage",
+    "demo_size_problem",
+    "run_demo",
+]
 
 
 @frozen
@@ -107,7 +117,7 @@ class _Stats:
     latencies: dict[str, list[float]] = field(factory=dict)
     conflicts: int = 0
     retried: int = 0
-    errors: list[str] = field(factory=list)
+    errors: Counter[str] = field(factory=Counter)  # by message, each with its count
 
     def record(self, name: str, seconds: float) -> None:
         self.latencies.setdefault(name, []).append(seconds)
@@ -235,6 +245,30 @@ class DemoReport:
         return self.storage_calls / self.messages if self.messages else 0.0
 
 
+# The most the demo simulates: it keeps the traffic and what it expects in memory.
+MAX_CONVERSATIONS = 100_000
+MAX_MESSAGES = 100  # per conversation
+MAX_WORKERS = 1_000
+MAX_TOTAL_MESSAGES = 1_000_000  # conversations x messages
+
+
+def demo_size_problem(conversations: int, messages: int, workers: int) -> str | None:
+    """What is wrong with these sizes (None when they are fine), as one sentence."""
+    for name, value, most in (
+        ("conversations", conversations, MAX_CONVERSATIONS),
+        ("messages", messages, MAX_MESSAGES),
+        ("workers", workers, MAX_WORKERS),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            return f"{name} must be a whole number from 1 to {most:,}, got {value!r}"
+    if conversations * messages > MAX_TOTAL_MESSAGES:
+        return (
+            f"conversations x messages must be at most {MAX_TOTAL_MESSAGES:,}, "
+            f"got {conversations:,} x {messages:,}"
+        )
+    return None
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -252,7 +286,7 @@ async def run_demo(
     workers: int = 16,
     seed: int | None = None,
     storage_name: str = "memory",
-    on_message: Callable[[], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> DemoReport:
     """Run the simulation on `storage` with the agents of `registry`, and check it.
 
@@ -260,133 +294,53 @@ async def run_demo(
     The same `seed` gives the same traffic: who says what, in which bursts, in which order
     they arrive. How the workers interleave, and so the conflicts and the order of turns
     within a burst, depends on timing and varies from run to run; the checks hold for all.
+    `on_progress(done, total)` is called after each message.
+
+    Three steps, each its own unit: the traffic (`_plan` and `_arrivals`), the workers
+    (`_run_workers`, each message handled by `_handle_message`), the checks (`_verify`).
+    Before any traffic, one read checks that the storage answers at all.
+
+        report = await run_demo(InMemoryStorage(), agent_registry, conversations=50)
+        assert report.ok, [check for check in report.checks if not check.passed]
     """
+    problem = demo_size_problem(conversations, messages, workers)
+    if problem is not None:
+        raise FrontdeskError(f"demo sizes: {problem}")
     agents = registry.list()
     if not agents:
         raise FrontdeskError("no agents installed: pip install frontdesk-sales (or another)")
     seed = seed if seed is not None else random.SystemRandom().randrange(1, 1_000_000)
     rng = random.Random(seed)  # noqa: S311 - reproducible traffic, not secrets
-    stats = _Stats()
-    measured = MeasuredStorage(storage, stats)
     workspace = f"demo-{seed}-{uuid.uuid4().hex[:8]}"
-    manager = SessionManager(measured, workspace_id=workspace, registry=registry)
+    await _check_reachable(storage, storage_name, workspace, agents[0].id)
 
-    plans: list[_Conversation] = []
-    for number in range(conversations):
-        agent = agents[number % len(agents)]
-        script = _SCRIPTS.get(agent.id) or _generic_script(agent)
-        count = rng.randint(max(1, messages // 2), messages)
-        lines = tuple(script[i % len(script)] for i in range(count))  # long chats repeat
-        ending = SessionStatus.HANDED_OFF if rng.random() < 0.2 else SessionStatus.CLOSED
-        plans.append(_Conversation(number, agent, lines, ending, remaining=count))
-
-    # Users double- and triple-text: a conversation's messages arrive in bursts of 1-3,
-    # and the bursts of all conversations are interleaved.
-    bursts: list[list[_Message]] = []
-    for plan in plans:
-        index = 0
-        while index < len(plan.lines):
-            size = rng.choice((1, 1, 2, 3))
-            bursts.append(
-                [
-                    _Message(plan.number, i, plan.lines[i])
-                    for i in range(index, min(index + size, len(plan.lines)))
-                ]
-            )
-            index += size
-    rng.shuffle(bursts)
-    queue: asyncio.Queue[_Message | None] = asyncio.Queue()
-    for burst in bursts:
-        for message in burst:
-            queue.put_nowait(message)
+    plans = _plan(agents, conversations, messages, rng)
+    arrivals = _arrivals(plans, rng)
+    stats = _Stats()
+    manager = SessionManager(
+        MeasuredStorage(storage, stats), workspace_id=workspace, registry=registry
+    )
 
     started = time.perf_counter()
-
-    async def handle(message: _Message) -> None:
-        plan = plans[message.conversation]
-        session, _ = await manager.get_or_create_session(
-            agent_id=plan.agent.id,
-            conversation_id=f"whatsapp:+3460{plan.number:07d}",
-            contact_id=f"+3460{plan.number:07d}",
-        )
-        plan.session_ids.add(session.id)
-        tag = f"[m{message.index}]"
-        await manager.add_turn(
-            session.id,
-            role=Role.USER,
-            content=f"{tag} {message.line.text}",
-            intent_detected=message.line.intent,
-            confidence=0.9,
-            tokens_used=12,
-        )
-        await manager.add_intent_seen(session.id, message.line.intent)
-        if message.line.captured:
-            await manager.update_captured_data(session.id, dict(message.line.captured))
-
-        def decide(current: Session) -> SessionChange:
-            target = _NEXT_MODE.get(plan.agent.id, {}).get(message.line.intent)
-            moves = target is not None and plan.agent.states.can_move(current.current_mode, target)
-            handled = int(current.state.data.get("messages_handled", 0)) + 1
-            mode = target if moves else current.current_mode
-            # The mode decided is also written into the state, in the same commit: the
-            # checks compare the two, so a backend that drops either is caught.
-            data = {**current.state.data, "messages_handled": handled, "mode_decided": mode}
-            return SessionChange(
-                current_mode=target if moves else None,
-                state=attrs.evolve(current.state, data=data),
-                turns=(NewTurn(role=Role.ASSISTANT, content=f"{tag} reply", tokens_used=40),),
-            )
-
-        await commit_counted(session.id, decide)
-        plan.remaining -= 1
-        if plan.remaining == 0:  # the conversation's last message: end it
-
-            def finish(current: Session) -> SessionChange:
-                human = current.current_mode in _HUMAN_MODES
-                plan.final_status = SessionStatus.HANDED_OFF if human else plan.ending
-                return SessionChange(status=plan.final_status)
-
-            await commit_counted(session.id, finish)
-
-    async def commit_counted(session_id: str, decide: Callable[[Session], SessionChange]) -> None:
-        """retry_on_conflict, counting the conflicts (each one re-runs `decide`)."""
-        attempts = 0
-
-        def counted(current: Session) -> SessionChange:
-            nonlocal attempts
-            attempts += 1
-            return decide(current)
-
-        await manager.retry_on_conflict(session_id, counted, attempts=50)
-        stats.conflicts += attempts - 1
-        stats.retried += attempts > 1
-
-    async def worker() -> None:
-        while (message := await queue.get()) is not None:
-            try:
-                await handle(message)
-            except Exception as exc:  # noqa: BLE001 - reported as a failed check, not a crash
-                stats.errors.append(f"conversation {message.conversation}: {exc!r}")
-            if on_message is not None:
-                on_message()
-
-    pool = [asyncio.create_task(worker()) for _ in range(max(1, workers))]
-    for _ in pool:
-        queue.put_nowait(None)
-    await asyncio.gather(*pool)
+    await _run_workers(
+        arrivals,
+        lambda message: _handle_message(manager, plans[message.conversation], message, stats),
+        workers=workers,
+        errors=stats.errors,
+        on_progress=on_progress,
+    )
     elapsed = time.perf_counter() - started
     calls_during_run = stats.calls
     latencies = [s for values in stats.latencies.values() for s in values]
 
-    checks, turns, sessions, lost = await _verify(manager, plans, stats.errors)
-    total_messages = sum(len(plan.lines) for plan in plans)
+    verified = await _verify(manager, plans, stats.errors)
     return DemoReport(
         seed=seed,
         storage=storage_name,
         conversations=conversations,
-        messages=total_messages,
-        sessions=sessions,
-        turns=turns,
+        messages=len(arrivals),
+        sessions=verified.sessions,
+        turns=verified.turns,
         conflicts=stats.conflicts,
         retries=stats.retried,
         storage_calls=calls_during_run,
@@ -397,72 +351,280 @@ async def run_demo(
             "max": max(latencies, default=0.0) * 1000,
         },
         elapsed=elapsed,
-        checks=checks,
-        lost_updates=lost,
+        checks=verified.checks,
+        lost_updates=verified.lost,
     )
 
 
-async def _verify(
-    manager: SessionManager, plans: Sequence[_Conversation], errors: list[str]
-) -> tuple[tuple[DemoCheck, ...], int, int, int]:
-    """Read everything back and compare it with what was sent."""
-    lost: list[str] = []
-    gaps: list[str] = []
-    versions: list[str] = []
-    endings: list[str] = []
-    modes: list[str] = []
-    one_session: list[str] = []
-    total_turns = 0
-    for plan in plans:
-        name = f"conversation {plan.number}"
-        if len(plan.session_ids) != 1:
-            one_session.append(f"{name}: {len(plan.session_ids)} sessions")
-            continue
-        (session_id,) = plan.session_ids
-        session = await manager.get_session(session_id)
-        turns = await manager.get_turns(session_id)
-        total_turns += len(turns)
-        sent = Counter(f"[m{i}] {line.text}" for i, line in enumerate(plan.lines))
-        replies = Counter(f"[m{i}] reply" for i in range(len(plan.lines)))
-        stored_user = Counter(t.content for t in turns if t.role is Role.USER)
-        stored_replies = Counter(t.content for t in turns if t.role is Role.ASSISTANT)
-        intents = Counter(i.intent for i in session.state.intents_seen)
-        expected_captured = {k: v for line in plan.lines for k, v in line.captured}
-        if (
-            stored_user != sent
-            or stored_replies != replies
-            or intents != Counter(line.intent for line in plan.lines)
-            or dict(session.state.captured_data) != expected_captured
-            or session.state.data.get("messages_handled") != len(plan.lines)
-        ):
-            lost.append(name)
-        if [t.turn_number for t in turns] != list(range(1, len(turns) + 1)) or [
-            i.order for i in session.state.intents_seen
-        ] != list(range(1, len(session.state.intents_seen) + 1)):
-            gaps.append(name)
-        # create + (turn, intent, captured?, commit) per message + the ending.
-        writes = 1 + sum(3 + bool(line.captured) for line in plan.lines) + 1
-        if session.version != writes:
-            versions.append(f"{name}: version {session.version}, expected {writes}")
-        if session.status != plan.final_status:
-            endings.append(f"{name}: {session.status}, expected {plan.final_status}")
-        if session.current_mode != session.state.data.get("mode_decided", session.current_mode):
-            modes.append(
-                f"{name}: mode {session.current_mode}, decided {session.state.data['mode_decided']}"
-            )
-    sessions = sum(len(plan.session_ids) for plan in plans)
+async def _check_reachable(
+    storage: StorageBackend, storage_name: str, workspace: str, agent_id: str
+) -> None:
+    """One read before any traffic, so an unreachable store fails once, not per message."""
+    try:
+        await storage.find_active_session(workspace, "demo-reachability-check", agent_id)
+    except FrontdeskError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageError(
+            f"the {storage_name} storage did not answer, so the demo did not start: {reason}"
+        ) from exc
 
-    def check(name: str, problems: list[str], ok: str) -> DemoCheck:
+
+# -- the traffic ------------------------------------------------------------------------------
+
+
+def _plan(
+    agents: Sequence[AgentConfig], conversations: int, messages: int, rng: random.Random
+) -> list[_Conversation]:
+    """Who talks to which agent, what they say, and how each conversation should end."""
+    plans: list[_Conversation] = []
+    for number in range(conversations):
+        agent = agents[number % len(agents)]
+        script = _SCRIPTS.get(agent.id) or _generic_script(agent)
+        count = rng.randint(max(1, messages // 2), messages)
+        lines = tuple(script[i % len(script)] for i in range(count))  # long chats repeat
+        ending = SessionStatus.HANDED_OFF if rng.random() < 0.2 else SessionStatus.CLOSED
+        plans.append(_Conversation(number, agent, lines, ending, remaining=count))
+    return plans
+
+
+def _arrivals(plans: Sequence[_Conversation], rng: random.Random) -> list[_Message]:
+    """Every message, in the order it arrives.
+
+    Users double- and triple-text: a conversation's messages arrive in bursts of 1-3, and
+    the bursts of all conversations are interleaved.
+    """
+    bursts: list[list[_Message]] = []
+    for plan in plans:
+        index = 0
+        while index < len(plan.lines):
+            size = rng.choice((1, 1, 2, 3))
+            end = min(index + size, len(plan.lines))
+            bursts.append([_Message(plan.number, i, plan.lines[i]) for i in range(index, end)])
+            index = end
+    rng.shuffle(bursts)
+    return [message for burst in bursts for message in burst]
+
+
+# -- the workers ------------------------------------------------------------------------------
+
+
+async def _run_workers(
+    arrivals: Sequence[_Message],
+    handle: Callable[[_Message], Awaitable[None]],
+    *,
+    workers: int,
+    errors: Counter[str],
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    """`workers` tasks take the messages in arrival order and `handle` each one.
+
+    A failed message is counted in `errors` (reported as a failed check), never a crash.
+    """
+    queue: asyncio.Queue[_Message | None] = asyncio.Queue()
+    for message in arrivals:
+        queue.put_nowait(message)
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        while (message := await queue.get()) is not None:
+            try:
+                await handle(message)
+            except Exception as exc:  # noqa: BLE001 - reported as a failed check, not a crash
+                errors[_describe(exc)] += 1
+            done += 1
+            if on_progress is not None:
+                on_progress(done, len(arrivals))
+
+    pool = [asyncio.create_task(worker()) for _ in range(workers)]
+    for _ in pool:
+        queue.put_nowait(None)
+    await asyncio.gather(*pool)
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+async def _handle_message(
+    manager: SessionManager, plan: _Conversation, message: _Message, stats: _Stats
+) -> None:
+    """What a webhook handler does with one inbound message; ends the conversation after
+    its last one."""
+    session, _ = await manager.get_or_create_session(
+        agent_id=plan.agent.id,
+        conversation_id=f"whatsapp:+3460{plan.number:07d}",
+        contact_id=f"+3460{plan.number:07d}",
+    )
+    plan.session_ids.add(session.id)
+    tag = f"[m{message.index}]"
+    await manager.add_turn(
+        session.id,
+        role=Role.USER,
+        content=f"{tag} {message.line.text}",
+        intent_detected=message.line.intent,
+        confidence=0.9,
+        tokens_used=12,
+    )
+    await manager.add_intent_seen(session.id, message.line.intent)
+    if message.line.captured:
+        await manager.update_captured_data(session.id, dict(message.line.captured))
+
+    def decide(current: Session) -> SessionChange:
+        target = _NEXT_MODE.get(plan.agent.id, {}).get(message.line.intent)
+        moves = target is not None and plan.agent.states.can_move(current.current_mode, target)
+        handled = int(current.state.data.get("messages_handled", 0)) + 1
+        mode = target if moves else current.current_mode
+        # The mode decided is also written into the state, in the same commit: the checks
+        # compare the two, so a backend that drops either is caught.
+        data = {**current.state.data, "messages_handled": handled, "mode_decided": mode}
+        return SessionChange(
+            current_mode=target if moves else None,
+            state=attrs.evolve(current.state, data=data),
+            turns=(NewTurn(role=Role.ASSISTANT, content=f"{tag} reply", tokens_used=40),),
+        )
+
+    await _commit_counted(manager, session.id, decide, stats)
+    plan.remaining -= 1
+    if plan.remaining == 0:  # the conversation's last message: end it
+
+        def finish(current: Session) -> SessionChange:
+            human = current.current_mode in _HUMAN_MODES
+            plan.final_status = SessionStatus.HANDED_OFF if human else plan.ending
+            return SessionChange(status=plan.final_status)
+
+        await _commit_counted(manager, session.id, finish, stats)
+
+
+async def _commit_counted(
+    manager: SessionManager,
+    session_id: str,
+    decide: Callable[[Session], SessionChange],
+    stats: _Stats,
+) -> None:
+    """`retry_on_conflict`, counting the conflicts (each one re-runs `decide`)."""
+    attempts = 0
+
+    def counted(current: Session) -> SessionChange:
+        nonlocal attempts
+        attempts += 1
+        return decide(current)
+
+    await manager.retry_on_conflict(session_id, counted, attempts=50)
+    stats.conflicts += attempts - 1
+    stats.retried += attempts > 1
+
+
+# -- the checks -------------------------------------------------------------------------------
+
+
+@frozen
+class _Verified:
+    checks: tuple[DemoCheck, ...]
+    turns: int
+    sessions: int
+    lost: int
+
+
+@define
+class _Findings:
+    """Problems found per check, and how many conversations could be read back at all."""
+
+    problems: dict[str, list[str]] = field(factory=dict)
+    unchecked: list[str] = field(factory=list)
+
+    def add(self, check: str, problem: str) -> None:
+        self.problems.setdefault(check, []).append(problem)
+
+    def check(self, name: str, ok: str, *, per_conversation: bool = True) -> DemoCheck:
+        problems = list(self.problems.get(name, []))
+        if per_conversation and self.unchecked:
+            # A conversation nothing could be read of proves nothing: never an "ok".
+            problems.append(f"{_count(len(self.unchecked), 'conversation')} not checked")
         detail = ok if not problems else f"{len(problems)}: " + "; ".join(problems[:3])
         return DemoCheck(name, not problems, detail)
 
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+async def _verify(
+    manager: SessionManager, plans: Sequence[_Conversation], errors: Counter[str]
+) -> _Verified:
+    """Read everything back and compare it with what was sent."""
+    findings = _Findings()
+    turns = 0
+    for plan in plans:
+        name = f"conversation {plan.number}"
+        if len(plan.session_ids) != 1:
+            count = _count(len(plan.session_ids), "session")
+            findings.add("one session per conversation", f"{name}: {count}")
+            findings.unchecked.append(name)
+            continue
+        (session_id,) = plan.session_ids
+        try:
+            session = await manager.get_session(session_id)
+            stored = await manager.get_turns(session_id)
+        except FrontdeskError as exc:
+            findings.add("every message processed", f"{name}: cannot read it back: {exc}")
+            findings.unchecked.append(name)
+            continue
+        turns += len(stored)
+        _compare(findings, name, plan, session, stored)
+    sessions = sum(len(plan.session_ids) for plan in plans)
+    for error, times in sorted(errors.items(), key=lambda item: -item[1]):
+        findings.add("every message processed", error if times == 1 else f"{error} ({times}x)")
     checks = (
-        check("every message processed", errors, "no errors"),
-        check("one session per conversation", one_session, f"{sessions} sessions"),
-        check("lost updates", lost, "0: every message found exactly once"),
-        check("gapless numbering", gaps, "turns and intents numbered 1..n"),
-        check("versions count every write", versions, "all match"),
-        check("modes as decided", modes, "every stored mode is the last one decided"),
-        check("conversations ended", endings, "closed or handed off, as decided"),
+        findings.check("every message processed", "no errors", per_conversation=False),
+        findings.check(
+            "one session per conversation",
+            _count(sessions, "session"),
+            per_conversation=False,
+        ),
+        findings.check("lost updates", "0: every message found exactly once"),
+        findings.check("gapless numbering", "turns and intents numbered 1..n"),
+        findings.check("versions count every write", "all match"),
+        findings.check("modes as decided", "every stored mode is the last one decided"),
+        findings.check("conversations ended", "closed or handed off, as decided"),
     )
-    return checks, total_turns, sessions, len(lost)
+    lost = len(findings.problems.get("lost updates", [])) + len(findings.unchecked)
+    return _Verified(checks, turns, sessions, lost)
+
+
+def _compare(
+    findings: _Findings, name: str, plan: _Conversation, session: Session, turns: Sequence[Turn]
+) -> None:
+    """Compare one conversation's stored session and turns with what it sent."""
+    sent = Counter(f"[m{i}] {line.text}" for i, line in enumerate(plan.lines))
+    replies = Counter(f"[m{i}] reply" for i in range(len(plan.lines)))
+    stored_user = Counter(t.content for t in turns if t.role is Role.USER)
+    stored_replies = Counter(t.content for t in turns if t.role is Role.ASSISTANT)
+    intents = Counter(i.intent for i in session.state.intents_seen)
+    expected_captured = {k: v for line in plan.lines for k, v in line.captured}
+    if (
+        stored_user != sent
+        or stored_replies != replies
+        or intents != Counter(line.intent for line in plan.lines)
+        or dict(session.state.captured_data) != expected_captured
+        or session.state.data.get("messages_handled") != len(plan.lines)
+    ):
+        findings.add("lost updates", name)
+    if [t.turn_number for t in turns] != list(range(1, len(turns) + 1)) or [
+        i.order for i in session.state.intents_seen
+    ] != list(range(1, len(session.state.intents_seen) + 1)):
+        findings.add("gapless numbering", name)
+    # create + (turn, intent, captured?, commit) per message + the ending.
+    writes = 1 + sum(3 + bool(line.captured) for line in plan.lines) + 1
+    if session.version != writes:
+        findings.add(
+            "versions count every write", f"{name}: version {session.version}, expected {writes}"
+        )
+    if session.status != plan.final_status:
+        findings.add(
+            "conversations ended", f"{name}: {session.status}, expected {plan.final_status}"
+        )
+    decided = session.state.data.get("mode_decided", session.current_mode)
+    if session.current_mode != decided:
+        findings.add("modes as decided", f"{name}: mode {session.current_mode}, decided {decided}")

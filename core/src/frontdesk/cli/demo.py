@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING
 
 import click
 
+from ..demo import (
+    MAX_CONVERSATIONS,
+    MAX_MESSAGES,
+    MAX_WORKERS,
+    demo_size_problem,
+)
 from ._errors import one_line_errors
 from ._output import console
 from ._registry import load_registry
@@ -14,7 +24,7 @@ from ._registry import load_registry
 if TYPE_CHECKING:
     from ..demo import DemoReport
 
-__all__ = ["command"]
+__all__ = ["ProgressLines", "command"]
 
 
 def command() -> click.Command:
@@ -22,12 +32,26 @@ def command() -> click.Command:
 
     @click.command("demo")
     @click.option(
-        "--conversations", default=200, show_default=True, help="Conversations to simulate."
+        "--conversations",
+        type=click.IntRange(1, MAX_CONVERSATIONS),
+        default=200,
+        show_default=True,
+        help=f"Conversations to simulate (at most {MAX_CONVERSATIONS:,}).",
     )
     @click.option(
-        "--messages", default=8, show_default=True, help="Most messages per conversation."
+        "--messages",
+        type=click.IntRange(1, MAX_MESSAGES),
+        default=8,
+        show_default=True,
+        help=f"Most messages per conversation (at most {MAX_MESSAGES}).",
     )
-    @click.option("--workers", default=16, show_default=True, help="Concurrent workers.")
+    @click.option(
+        "--workers",
+        type=click.IntRange(1, MAX_WORKERS),
+        default=16,
+        show_default=True,
+        help=f"Concurrent workers (at most {MAX_WORKERS:,}).",
+    )
     @click.option(
         "--seed", type=int, default=None, help="Random seed: the same seed sends the same traffic."
     )
@@ -46,18 +70,15 @@ def command() -> click.Command:
 
         Users double- and triple-text, so several workers write to one conversation at
         once. Every message is then looked for in the stored turns and state: the run
-        fails (exit 1) if anything was lost, duplicated or misnumbered.
+        fails (exit 1) if anything was lost, duplicated or misnumbered. Progress goes to
+        stderr: a bar on a terminal, otherwise a line every few seconds on long runs.
 
         With --storage supabase the sessions are written to that project, in a workspace
         named demo-SEED-XXXXXXXX, and left there to look at.
         """
-        for name, value in (
-            ("--conversations", conversations),
-            ("--messages", messages),
-            ("--workers", workers),
-        ):
-            if value < 1:
-                raise click.BadParameter("must be at least 1", param_hint=name)
+        problem = demo_size_problem(conversations, messages, workers)
+        if problem is not None:
+            raise click.UsageError(problem)
         report = asyncio.run(_run(conversations, messages, workers, seed, storage_name))
         _print_report(report)
         if not report.ok:
@@ -69,8 +90,6 @@ def command() -> click.Command:
 async def _run(
     conversations: int, messages: int, workers: int, seed: int | None, storage_name: str
 ) -> DemoReport:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from ..demo import run_demo
     from ..storage import open_storage
 
@@ -82,28 +101,70 @@ async def _run(
     with one_line_errors():
         storage = await open_storage(storage_name)
     try:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console(stderr=True),
-            transient=True,
-        ) as progress:
-            task = progress.add_task("messages", total=None)
-            with one_line_errors():
-                return await run_demo(
-                    storage,
-                    registry,
-                    conversations=conversations,
-                    messages=messages,
-                    workers=workers,
-                    seed=seed,
-                    storage_name=storage_name,
-                    on_message=lambda: progress.advance(task),
-                )
+        with _progress() as on_progress, one_line_errors():
+            return await run_demo(
+                storage,
+                registry,
+                conversations=conversations,
+                messages=messages,
+                workers=workers,
+                seed=seed,
+                storage_name=storage_name,
+                on_progress=on_progress,
+            )
     finally:
         await storage.aclose()
+
+
+class ProgressLines:
+    """Progress for a stderr that is not a terminal: a line every `every` seconds.
+
+    Short runs print nothing; a long one says how far it got, so a log shows it is alive.
+    """
+
+    def __init__(
+        self,
+        stream: IO[str],
+        *,
+        every: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stream = stream
+        self._every = every
+        self._clock = clock
+        self._started = clock()
+        self._next = self._started + every
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self._clock()
+        if now < self._next:
+            return
+        self._next = now + self._every
+        elapsed = now - self._started
+        self._stream.write(
+            f"demo: {done:,} of {total:,} messages ({done * 100 // total}%), {elapsed:.0f} s\n"
+        )
+        self._stream.flush()
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None]]:
+    """The progress reporter for this stderr: a rich bar on a terminal, else `ProgressLines`."""
+    if not sys.stderr.isatty():
+        yield ProgressLines(sys.stderr)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("messages", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _print_report(report: DemoReport) -> None:

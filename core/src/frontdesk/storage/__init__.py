@@ -65,7 +65,9 @@ async def open_storage(name: str | None = None, **options: Any) -> StorageBacken
     The entry point names a class or factory; `options` are passed to it, and an async
     factory is awaited. Raises `StorageNotFoundError` listing the installed names.
     """
-    chosen = (name or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE).strip()
+    # A name is used as given: "" or " memory" is refused (listing the real names), not
+    # guessed at. An empty FRONTDESK_STORAGE counts as unset, as shells make it easily.
+    chosen = name if name is not None else os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == chosen]
     if not found:
         raise StorageNotFoundError(chosen, available_storage())

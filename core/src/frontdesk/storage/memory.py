@@ -65,7 +65,7 @@ class InMemoryStorage:
         self._active: dict[tuple[str, str, str], str] = {}
 
     def __repr__(self) -> str:
-        return f"<InMemoryStorage sessions={len(self._records)}>"
+        return f"<{type(self).__name__} sessions={len(self._records)}>"
 
     async def create_session(
         self, new: NewSession, *, return_existing: bool = False
