@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from frontdesk import IntentSeen, NewTurn, Role, SessionState, ToolCall
+from frontdesk import IntentSeen, NewTurn, Role, SessionState, ToolCall, ValidationError
+from frontdesk.validation import check_json
 
 
 def test_state_round_trips_through_json_text() -> None:
@@ -38,7 +39,7 @@ def test_timestamps_are_normalised_to_utc() -> None:
 
 
 def test_naive_timestamps_are_refused() -> None:
-    with pytest.raises(ValueError, match="timezone-aware"):
+    with pytest.raises(ValidationError, match="timezone-aware"):
         IntentSeen("x", 1, datetime(2026, 1, 1))
 
 
@@ -47,7 +48,7 @@ def test_new_turn_converts_and_checks() -> None:
     assert turn.role is Role.TOOL
     assert turn.tools_called == (ToolCall("lookup", {"q": 1}, None),)
     for bad in ({"confidence": -0.1}, {"tokens_used": 1.5}, {"tokens_used": True}):
-        with pytest.raises(ValueError, match="must be"):
+        with pytest.raises(ValidationError, match="must be"):
             NewTurn(role=Role.USER, content="x", **bad)  # type: ignore[arg-type]
 
 
@@ -56,12 +57,11 @@ def test_state_sequences_are_tuples_and_captured_data_is_text() -> None:
     state = SessionState(templates_sent=templates)  # type: ignore[arg-type]
     templates.append("changed later")
     assert state.templates_sent == ("welcome",)
-    with pytest.raises(ValueError, match="strings to strings"):
+    with pytest.raises(ValidationError, match="strings to strings"):
         SessionState(captured_data={"n": 1})  # type: ignore[dict-item]
 
 
 def test_json_keys_must_be_strings() -> None:
-    from frontdesk.models import check_portable
-
-    with pytest.raises(ValueError, match="string keys"):
-        check_portable({"a": {1: "x"}}, "data")
+    with pytest.raises(ValidationError, match="string keys") as excinfo:
+        check_json("data", {"a": {1: "x"}})
+    assert excinfo.value.field == "data['a']"

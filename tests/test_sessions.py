@@ -19,6 +19,7 @@ from frontdesk import (
     SessionManager,
     SessionState,
     SessionStatus,
+    ValidationError,
     VersionConflictError,
 )
 from frontdesk.registry import use_default_registry
@@ -87,7 +88,7 @@ async def test_each_operation_is_one_storage_call(frontdesk_registry: AgentRegis
         manager.get_total_tokens_used(sid),
         manager.get_turn_count(sid),
         manager.update_session_with_version(sid, 6, current_mode="collecting"),
-        manager.update_state(sid, 7, SessionState()),
+        manager.update_state(sid, SessionState(), expected_version=7),
         manager.commit(sid, SessionChange(current_mode="confirming"), expected_version=8),
         manager.handoff_session(sid, 9),
     ]
@@ -166,7 +167,7 @@ async def test_status_accepts_strings(frontdesk_manager: SessionManager, session
 async def test_replacing_state_needs_a_version(
     frontdesk_manager: SessionManager, session: Session
 ) -> None:
-    with pytest.raises(ValueError, match="expected_version"):
+    with pytest.raises(ValidationError, match="expected_version"):
         await frontdesk_manager.commit(
             session.id, SessionChange(state=SessionState()), expected_version=None
         )
@@ -186,33 +187,39 @@ async def test_unconditional_commit_of_turns(
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "field", "message"),
     [
-        ({"confidence": 1.5}, "confidence"),
-        ({"confidence": float("nan")}, "confidence"),
-        ({"tokens_used": -1}, "tokens_used"),
-        ({"role": "robot"}, "robot"),
+        ({"confidence": 1.5}, "confidence", "from 0 to 1"),
+        ({"confidence": float("nan")}, "confidence", "from 0 to 1"),
+        ({"tokens_used": -1}, "tokens_used", "from 0 to 2147483647"),
+        ({"role": "robot"}, "role", "one of user, assistant, system, tool; got 'robot'"),
     ],
 )
 async def test_add_turn_checks_its_arguments(
-    frontdesk_manager: SessionManager, session: Session, kwargs: dict[str, object], message: str
+    frontdesk_manager: SessionManager,
+    session: Session,
+    kwargs: dict[str, object],
+    field: str,
+    message: str,
 ) -> None:
     arguments: dict[str, object] = {"role": "user", "content": "hi", **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValidationError, match=message) as excinfo:
         await frontdesk_manager.add_turn(session.id, **arguments)  # type: ignore[arg-type]
+    assert excinfo.value.field == field
+    assert isinstance(excinfo.value, ValueError)
     assert await frontdesk_manager.get_turn_count(session.id) == 0
 
 
 async def test_helpers_check_their_arguments(
     frontdesk_manager: SessionManager, session: Session
 ) -> None:
-    with pytest.raises(ValueError, match="intent"):
+    with pytest.raises(ValidationError, match="intent"):
         await frontdesk_manager.add_intent_seen(session.id, "")
-    with pytest.raises(ValueError, match="template name"):
+    with pytest.raises(ValidationError, match="template_name"):
         await frontdesk_manager.add_template_sent(session.id, " ")
-    with pytest.raises(ValueError, match="bad keys"):
+    with pytest.raises(ValidationError, match="must be a string, got int 3"):
         await frontdesk_manager.update_captured_data(session.id, {"n": 3})  # type: ignore[dict-item]
-    with pytest.raises(ValueError, match="limit"):
+    with pytest.raises(ValidationError, match="limit"):
         await frontdesk_manager.get_turns(session.id, limit=-1)
     assert (await frontdesk_manager.get_session(session.id)).version == 1
 
@@ -269,9 +276,9 @@ async def test_retry_does_not_retry_other_errors(
 async def test_retry_checks_what_decide_returns(
     frontdesk_manager: SessionManager, session: Session
 ) -> None:
-    with pytest.raises(TypeError, match="SessionChange or None"):
+    with pytest.raises(ValidationError, match="SessionChange or None"):
         await frontdesk_manager.retry_on_conflict(session.id, lambda current: "collecting")  # type: ignore[arg-type,return-value]
-    with pytest.raises(ValueError, match="attempts"):
+    with pytest.raises(ValidationError, match="attempts"):
         await frontdesk_manager.retry_on_conflict(session.id, lambda current: None, attempts=0)
 
 
@@ -328,15 +335,17 @@ async def test_version_conflict_error_says_what_to_do(
             "tokens_used",
             id="tokens-int32",
         ),
-        pytest.param(lambda m, sid: m.update_data(sid, {"x": float("nan")}), "NaN", id="nan-data"),
+        pytest.param(lambda m, sid: m.update_data(sid, {"x": float("nan")}), "nan", id="nan-data"),
         pytest.param(lambda m, sid: m.update_data(sid, {"x": object()}), "JSON", id="object-data"),
         pytest.param(
             lambda m, sid: m.update_captured_data(sid, {"x": "\x00"}), "NUL", id="nul-captured"
         ),
         pytest.param(lambda m, sid: m.add_intent_seen(sid, "a\x00"), "NUL", id="nul-intent"),
         pytest.param(
-            lambda m, sid: m.update_state(sid, 1, SessionState(data={"x": float("inf")})),
-            "infinity",
+            lambda m, sid: m.update_state(
+                sid, SessionState(data={"x": float("inf")}), expected_version=1
+            ),
+            "finite number",
             id="inf-state",
         ),
     ],
@@ -344,7 +353,7 @@ async def test_version_conflict_error_says_what_to_do(
 async def test_values_no_backend_could_store_are_refused(
     frontdesk_manager: SessionManager, session: Session, call: Callable[..., object], what: str
 ) -> None:
-    with pytest.raises(ValueError, match=what):
+    with pytest.raises(ValidationError, match=what):
         await call(frontdesk_manager, session.id)  # type: ignore[misc]
     assert (await frontdesk_manager.get_session(session.id)).version == 1
 

@@ -24,6 +24,7 @@ from .errors import (
     StorageNotFoundError,
     StorageUnavailableError,
     TurnNumberConflictError,
+    ValidationError,
     VersionConflictError,
 )
 from .hookspecs import hookimpl
@@ -40,16 +41,39 @@ from .models import (
 )
 from .registry import AgentRegistry, PluginInfo, PluginStatus, agent_registry
 from .sessions import SessionChange, SessionManager
-from .storage import CommitResult, StorageBackend, open_storage
+from .storage import (
+    AppendIntent,
+    AppendTemplate,
+    CommitResult,
+    MergeCapturedData,
+    MergeData,
+    StateOp,
+    StorageBackend,
+    open_storage,
+)
 from .storage.memory import InMemoryStorage
+from .validation import (
+    MAX_CONTENT_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_INT32,
+    MAX_JSON_DEPTH,
+    MAX_JSON_SIZE,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAX_CONTENT_LENGTH",
+    "MAX_ID_LENGTH",
+    "MAX_INT32",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_SIZE",
     "AgentConfig",
     "AgentNotFoundError",
     "AgentRegistry",
     "AgentSource",
+    "AppendIntent",
+    "AppendTemplate",
     "CommitResult",
     "ConfigError",
     "ConfigProblem",
@@ -60,6 +84,8 @@ __all__ = [
     "IntentSeen",
     "InvalidAgentConfigError",
     "InvalidTransitionError",
+    "MergeCapturedData",
+    "MergeData",
     "ModelConfig",
     "NewTurn",
     "PluginInfo",
@@ -77,6 +103,7 @@ __all__ = [
     "SessionState",
     "SessionStatus",
     "StateMachine",
+    "StateOp",
     "StorageBackend",
     "StorageError",
     "StorageNotFoundError",
@@ -86,6 +113,7 @@ __all__ = [
     "Turn",
     "TurnNumberConflictError",
     "TurnStats",
+    "ValidationError",
     "VersionConflictError",
     "__version__",
     "agent_registry",

@@ -4,6 +4,7 @@ Catch `FrontdeskError` for "anything frontdesk refused", or a branch for one kin
 trouble. Each error carries its context as attributes, and its message says what to do.
 
     FrontdeskError
+    ├── ValidationError                   .field .problem .limit   (also a ValueError)
     ├── ConfigError
     │   └── InvalidAgentConfigError       .agent_id .distribution .problems
     ├── RegistryError
@@ -16,7 +17,7 @@ trouble. Each error carries its context as attributes, and its message says what
     └── SessionError                      .session_id
         ├── SessionNotFoundError
         ├── SessionClosedError            .status
-        ├── InvalidTransitionError        .agent_id .current_mode .requested_mode .allowed
+        ├── InvalidTransitionError        .agent_id .current_mode .requested_mode .allowed .modes
         └── ConflictError
             ├── VersionConflictError      .expected_version .current_version
             ├── TurnNumberConflictError   .turn_number .next_turn_number
@@ -52,6 +53,7 @@ __all__ = [
     "StorageNotFoundError",
     "StorageUnavailableError",
     "TurnNumberConflictError",
+    "ValidationError",
     "VersionConflictError",
 ]
 
@@ -63,6 +65,23 @@ def _names(items: Iterable[str]) -> str:
 
 class FrontdeskError(Exception):
     """Base class of every error frontdesk raises."""
+
+
+class ValidationError(FrontdeskError, ValueError):
+    """A value frontdesk was given cannot be stored the same way by every backend.
+
+    Raised before anything is sent to storage, so nothing was written. `field` names the
+    value (`content`, `turns[0].turn_number`, `data['cart'][3]`), `problem` says what is
+    wrong with it, and `limit` is the documented bound it broke, or None. It is also a
+    `ValueError`, so `except ValueError` keeps working.
+    """
+
+    def __init__(self, field: str, problem: str, *, limit: object = None) -> None:
+        self.field = field
+        self.problem = problem
+        self.limit = limit
+        bound = f" (the limit is {limit})" if limit is not None else ""
+        super().__init__(f"invalid {field}: {problem}{bound}; nothing was written.")
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -224,7 +243,11 @@ class SessionClosedError(SessionError):
 
 
 class InvalidTransitionError(SessionError):
-    """The agent's state machine does not allow this mode change."""
+    """The agent's state machine does not allow this mode change, or has no such mode.
+
+    `allowed` lists the moves out of `current_mode`; `modes`, when known, every mode the
+    agent has (then a `requested_mode` outside it is reported as not existing).
+    """
 
     def __init__(
         self,
@@ -234,17 +257,25 @@ class InvalidTransitionError(SessionError):
         current_mode: str | None,
         requested_mode: str,
         allowed: Iterable[str],
+        modes: Iterable[str] | None = None,
     ) -> None:
         self.agent_id = agent_id
         self.current_mode = current_mode
         self.requested_mode = requested_mode
         self.allowed = tuple(allowed)
-        where = f"from {current_mode!r}" if current_mode is not None else "as the initial mode"
-        super().__init__(
-            f"agent {agent_id!r} cannot move to mode {requested_mode!r} {where}; "
-            f"allowed: {', '.join(self.allowed) or 'none (final mode)'}.",
-            session_id=session_id,
-        )
+        self.modes = tuple(modes) if modes is not None else None
+        if self.modes is not None and requested_mode not in self.modes:
+            message = (
+                f"agent {agent_id!r} has no mode {requested_mode!r}; its modes are: "
+                f"{', '.join(self.modes) or 'none'}."
+            )
+        else:
+            where = f"from {current_mode!r}" if current_mode is not None else "as the initial mode"
+            message = (
+                f"agent {agent_id!r} cannot move to mode {requested_mode!r} {where}; "
+                f"allowed: {', '.join(self.allowed) or 'none (final mode)'}."
+            )
+        super().__init__(message, session_id=session_id)
 
 
 class ConflictError(SessionError):

@@ -8,14 +8,25 @@ document (`state.to_json()` / `SessionState.from_json(...)`).
 from __future__ import annotations
 
 import enum
-import json
-import math
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import cattrs
 from attrs import field, frozen
+
+from .errors import ValidationError
+from .validation import (
+    MAX_INT32,
+    check_choice,
+    check_datetime,
+    check_fraction,
+    check_id,
+    check_int,
+    check_optional_id,
+    check_optional_int,
+    check_text,
+)
 
 __all__ = [
     "MAX_TOKENS_PER_TURN",
@@ -28,8 +39,6 @@ __all__ = [
     "ToolCall",
     "Turn",
     "TurnStats",
-    "check_portable",
-    "check_text_map",
 ]
 
 JSON = Any
@@ -53,36 +62,104 @@ class Role(enum.StrEnum):
     TOOL = "tool"
 
 
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware (use datetime.now(UTC))")
-    return value.astimezone(UTC)
+def _utc(value: object) -> datetime:
+    return check_datetime("timestamp", value)
+
+
+# Converters naming their field, so that each error says which value was refused.
+def _intent(value: object) -> str:
+    return check_id("intent", value)
+
+
+def _order(value: object) -> int:
+    return check_int("order", value, minimum=1)
+
+
+def _seen_at(value: object) -> datetime:
+    return check_datetime("seen_at", value)
+
+
+def _status(value: object) -> SessionStatus:
+    return check_choice("status", value, SessionStatus)
+
+
+def _tool_name(value: object) -> str:
+    return check_id("name", value)
+
+
+def _role(value: object) -> Role:
+    return check_choice("role", value, Role)
+
+
+def _content(value: object) -> str:
+    return check_text("content", value)
+
+
+def _turn_number(value: object) -> int | None:
+    return check_optional_int("turn_number", value, minimum=1)
+
+
+def _intent_detected(value: object) -> str | None:
+    return check_optional_id("intent_detected", value)
+
+
+def _confidence(value: object) -> float | None:
+    return check_fraction("confidence", value)
+
+
+def _tokens_used(value: object) -> int:
+    return check_int("tokens_used", value, minimum=0, maximum=MAX_INT32)
 
 
 @frozen
 class IntentSeen:
     """An intent detected in the conversation, with its 1-based order of appearance."""
 
-    intent: str
-    order: int
-    seen_at: datetime = field(converter=_utc)
+    intent: str = field(converter=_intent)
+    order: int = field(converter=_order)
+    seen_at: datetime = field(converter=_seen_at)
 
 
-def _intents(items: Iterable[IntentSeen]) -> tuple[IntentSeen, ...]:
-    return tuple(items)
+def _intents(items: object) -> tuple[IntentSeen, ...]:
+    result = tuple(_iterate("intents_seen", items))
+    for index, item in enumerate(result):
+        if not isinstance(item, IntentSeen):
+            raise ValidationError(
+                f"intents_seen[{index}]", f"must be an IntentSeen, got {type(item).__name__}"
+            )
+    return result
 
 
-def _strings(items: Iterable[str]) -> tuple[str, ...]:
-    return tuple(items)
+def _templates(items: object) -> tuple[str, ...]:
+    return tuple(
+        check_id(f"templates_sent[{index}]", item)
+        for index, item in enumerate(_iterate("templates_sent", items))
+    )
 
 
-def check_text_map(value: Mapping[str, str], what: str) -> None:
-    """Refuse a mapping that is not strings to strings (captured data is text)."""
-    bad = [
-        key for key, item in value.items() if not isinstance(key, str) or not isinstance(item, str)
-    ]
-    if bad:
-        raise ValueError(f"{what} maps strings to strings; bad keys: {bad!r}")
+def _iterate(name: str, items: object) -> Iterable[Any]:
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+        raise ValidationError(name, f"must be a list, got {type(items).__name__}")
+    return items
+
+
+def _captured(value: object) -> dict[str, str]:
+    # Only the types here, cheaply (states are also built on every read); the characters
+    # and the size are checked where a state is handed to storage.
+    if not isinstance(value, Mapping):
+        raise ValidationError("captured_data", f"must be a mapping, got {type(value).__name__}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise ValidationError(
+                "captured_data", f"maps strings to strings; bad entry {key!r}: {item!r}"
+            )
+    return dict(value)
+
+
+def _data(value: object) -> Mapping[str, JSON]:
+    if not isinstance(value, Mapping):
+        raise ValidationError("data", f"must be a mapping, got {type(value).__name__}")
+    return value
 
 
 @frozen
@@ -94,11 +171,9 @@ class SessionState:
     """
 
     intents_seen: tuple[IntentSeen, ...] = field(default=(), converter=_intents)
-    templates_sent: tuple[str, ...] = field(default=(), converter=_strings)
-    captured_data: Mapping[str, str] = field(
-        factory=dict, validator=lambda _, __, value: check_text_map(value, "captured_data")
-    )
-    data: Mapping[str, JSON] = field(factory=dict)
+    templates_sent: tuple[str, ...] = field(default=(), converter=_templates)
+    captured_data: Mapping[str, str] = field(factory=dict, converter=_captured)
+    data: Mapping[str, JSON] = field(factory=dict, converter=_data)
 
     def to_json(self) -> dict[str, JSON]:
         """A JSON-ready dict (timestamps as ISO 8601 strings)."""
@@ -125,7 +200,7 @@ class Session:
     conversation_id: str
     contact_id: str
     version: int
-    status: SessionStatus = field(converter=SessionStatus)
+    status: SessionStatus = field(converter=_status)
     current_mode: str
     state: SessionState
     created_at: datetime = field(converter=_utc)
@@ -138,76 +213,32 @@ class Session:
         return self.status == SessionStatus.ACTIVE
 
 
-def _confidence(_: object, attribute: Any, value: float | None) -> None:
-    if value is not None and not (0.0 <= value <= 1.0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name} must be between 0 and 1 or None, got {value!r}")
-
-
-MAX_TOKENS_PER_TURN = 2**31 - 1
+MAX_TOKENS_PER_TURN = MAX_INT32
 """The largest `tokens_used` of one turn (a 32-bit column in SQL backends)."""
-
-
-def _tokens(_: object, attribute: Any, value: int) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 0 <= value <= MAX_TOKENS_PER_TURN
-    ):
-        raise ValueError(
-            f"{attribute.name} must be an integer from 0 to {MAX_TOKENS_PER_TURN}, got {value!r}"
-        )
-
-
-def check_portable(value: JSON, what: str) -> None:
-    """Refuse what some backend could not store: non-JSON values, NaN, NUL, lone surrogates.
-
-    Every backend stores the same documents, so the rules are checked before any write,
-    not discovered later as one backend's error.
-    """
-    _check_keys(value, what)
-    try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be plain JSON data (no NaN or infinity): {exc}") from None
-    if "\\u0000" in text:
-        raise ValueError(f"{what} must not contain NUL characters (\\x00)")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{what} must be valid Unicode (it has a lone surrogate)") from None
-
-
-def _check_keys(value: JSON, what: str) -> None:
-    # json.dumps would turn 1 into "1" silently: one backend would keep 1, another "1".
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{what} must have string keys, not {key!r}")
-            _check_keys(item, what)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_keys(item, what)
-
-
-def _portable(_: object, attribute: Any, value: JSON) -> None:
-    check_portable(value, attribute.name)
 
 
 @frozen
 class ToolCall:
-    """A tool the agent called during a turn, with its JSON input and output."""
+    """A tool the agent called during a turn, with its JSON input and output.
 
-    name: str
+    `input` and `output` are checked (plain JSON, depth and size limits) when the turn is
+    handed to storage: they may be changed in place until then.
+    """
+
+    name: str = field(converter=_tool_name)
     input: JSON = None
     output: JSON = None
 
 
-def _tool_calls(calls: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
-    return tuple(calls)
-
-
-def _portable_calls(_: object, attribute: Any, calls: tuple[ToolCall, ...]) -> None:
-    check_portable([[call.name, call.input, call.output] for call in calls], attribute.name)
+def _tool_calls(calls: object) -> tuple[ToolCall, ...]:
+    result = tuple(_iterate("tools_called", calls))
+    for index, call in enumerate(result):
+        if not isinstance(call, ToolCall):
+            raise ValidationError(
+                f"tools_called[{index}]",
+                f"must be a ToolCall(name, input, output), got {type(call).__name__}",
+            )
+    return result
 
 
 @frozen
@@ -215,18 +246,23 @@ class NewTurn:
     """A turn to record; storage gives it its number (unless one is asked for) and its time.
 
     A `turn_number` asked for must be the session's next one: a taken number raises
-    `TurnNumberConflictError` and nothing is written.
+    `TurnNumberConflictError` and nothing is written. Each field is checked when the turn
+    is built (`ValidationError` naming it).
     """
 
-    role: Role = field(converter=Role)
-    content: str = field(validator=_portable)
-    turn_number: int | None = None
-    intent_detected: str | None = None
-    confidence: float | None = field(default=None, validator=_confidence)
-    tools_called: tuple[ToolCall, ...] = field(
-        default=(), converter=_tool_calls, validator=_portable_calls
+    role: Role = field(converter=_role)
+    content: str = field(converter=_content)
+    turn_number: int | None = field(
+        default=None,
+        converter=_turn_number,
     )
-    tokens_used: int = field(default=0, validator=_tokens)
+    intent_detected: str | None = field(default=None, converter=_intent_detected)
+    confidence: float | None = field(default=None, converter=_confidence)
+    tools_called: tuple[ToolCall, ...] = field(default=(), converter=_tool_calls)
+    tokens_used: int = field(
+        default=0,
+        converter=_tokens_used,
+    )
 
 
 @frozen

@@ -28,15 +28,16 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from attrs import field, frozen
-from attrs.converters import optional
 
 from .config import AgentConfig
 from .errors import (
     AgentNotFoundError,
     InvalidTransitionError,
     SessionNotFoundError,
+    ValidationError,
     VersionConflictError,
 )
 from .models import (
@@ -48,7 +49,6 @@ from .models import (
     SessionStatus,
     ToolCall,
     Turn,
-    check_portable,
 )
 from .registry import AgentRegistry, get_default_registry
 from .storage.base import (
@@ -62,18 +62,62 @@ from .storage.base import (
     StateOp,
     StorageBackend,
 )
+from .validation import (
+    check_choice,
+    check_datetime,
+    check_id,
+    check_int,
+    check_json,
+    check_json_object,
+    check_optional_id,
+    check_optional_int,
+    check_text_map,
+)
 
 __all__ = ["SessionChange", "SessionManager"]
 
 Decide = Callable[[Session], "SessionChange | Awaitable[SessionChange | None] | None"]
+Sleep = Callable[[float], Awaitable[object]]
+
+_STATE_OPS = (AppendIntent, AppendTemplate, MergeCapturedData, MergeData)
 
 
-def _new_turns(turns: Iterable[NewTurn]) -> tuple[NewTurn, ...]:
-    return tuple(turns)
+def _items(name: str, items: object, kind: type | tuple[type, ...], label: str) -> tuple[Any, ...]:
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+        raise ValidationError(name, f"must be a list of {label}, got {type(items).__name__}")
+    result = tuple(items)
+    for index, item in enumerate(result):
+        if not isinstance(item, kind):
+            raise ValidationError(
+                f"{name}[{index}]", f"must be a {label}, got {type(item).__name__}"
+            )
+    return result
 
 
-def _state_ops(ops: Iterable[StateOp]) -> tuple[StateOp, ...]:
-    return tuple(ops)
+def _new_turns(turns: object) -> tuple[NewTurn, ...]:
+    return _items("turns", turns, NewTurn, "NewTurn")
+
+
+def _state_ops(ops: object) -> tuple[StateOp, ...]:
+    return _items("state_ops", ops, _STATE_OPS, "state operation (AppendIntent, ...)")
+
+
+def _optional_state(value: object) -> SessionState | None:
+    if value is not None and not isinstance(value, SessionState):
+        raise ValidationError("state", f"must be a SessionState, got {type(value).__name__}")
+    return value
+
+
+def _optional_datetime(value: object) -> datetime | None:
+    return None if value is None else check_datetime("last_activity_at", value)
+
+
+def _optional_mode(value: object) -> str | None:
+    return check_optional_id("current_mode", value)
+
+
+def _optional_status(value: object) -> SessionStatus | None:
+    return None if value is None else check_choice("status", value, SessionStatus)
 
 
 @frozen
@@ -92,17 +136,12 @@ class SessionChange:
         )
     """
 
-    current_mode: str | None = None
-    status: SessionStatus | None = field(default=None, converter=optional(SessionStatus))
-    last_activity_at: datetime | None = None
-    state: SessionState | None = None
+    current_mode: str | None = field(default=None, converter=_optional_mode)
+    status: SessionStatus | None = field(default=None, converter=_optional_status)
+    last_activity_at: datetime | None = field(default=None, converter=_optional_datetime)
+    state: SessionState | None = field(default=None, converter=_optional_state)
     state_ops: tuple[StateOp, ...] = field(default=(), converter=_state_ops)
     turns: tuple[NewTurn, ...] = field(default=(), converter=_new_turns)
-
-
-def _require_text(name: str, value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
 
 
 class SessionManager:
@@ -119,9 +158,8 @@ class SessionManager:
         workspace_id: str,
         registry: AgentRegistry | None = None,
     ) -> None:
-        _require_text("workspace_id", workspace_id)
+        self.workspace_id = check_id("workspace_id", workspace_id)
         self.storage = storage
-        self.workspace_id = workspace_id
         self._registry = registry
 
     def __repr__(self) -> str:
@@ -171,6 +209,7 @@ class SessionManager:
 
     async def get_session(self, session_id: str) -> Session:
         """The session; `SessionNotFoundError` if it is not in this workspace."""
+        check_id("session_id", session_id)
         session = await self.storage.get_session(self.workspace_id, session_id)
         if session is None:
             raise SessionNotFoundError(session_id)
@@ -180,6 +219,8 @@ class SessionManager:
         self, conversation_id: str, agent_id: str
     ) -> Session | None:
         """The active session of a conversation with an agent, or None."""
+        check_id("conversation_id", conversation_id)
+        check_id("agent_id", agent_id)
         return await self.storage.find_active_session(self.workspace_id, conversation_id, agent_id)
 
     # -- versioned writes ------------------------------------------------------------------
@@ -198,6 +239,7 @@ class SessionManager:
         A mode change must be allowed by the agent's state machine
         (`InvalidTransitionError` otherwise).
         """
+        check_int("expected_version", expected_version, minimum=1)
         change = SessionChange(
             current_mode=current_mode,
             status=status,
@@ -219,9 +261,13 @@ class SessionManager:
         )
 
     async def update_state(
-        self, session_id: str, expected_version: int, state: SessionState
+        self, session_id: str, state: SessionState, *, expected_version: int
     ) -> Session:
-        """Replace the whole state document if the session is still at `expected_version`."""
+        """Replace the whole state document if the session is still at `expected_version`.
+
+        await manager.update_state(session.id, new_state, expected_version=session.version)
+        """
+        check_int("expected_version", expected_version, minimum=1)
         change = SessionChange(state=state)
         return (await self.commit(session_id, change, expected_version=expected_version)).session
 
@@ -237,14 +283,20 @@ class SessionManager:
         With `expected_version`, the write applies only if the session is still at that
         version; `expected_version=None` is allowed only for changes that do not depend
         on what was read (new turns, a status change).
+
+        Every value in `change` is checked first (`ValidationError` naming it, e.g.
+        `turns[0].tools_called[0].input`); nothing is sent when one is refused.
         """
-        if change.state is not None:
-            if expected_version is None:
-                raise ValueError(
-                    "replacing the state needs the expected_version it was computed from; "
-                    "use the state helpers (add_intent_seen, ...) for unconditional changes"
-                )
-            check_portable(change.state.to_json(), "state")
+        check_optional_int("expected_version", expected_version, minimum=1)
+        if not isinstance(change, SessionChange):
+            raise ValidationError("change", f"must be a SessionChange, got {type(change).__name__}")
+        if change.state is not None and expected_version is None:
+            raise ValidationError(
+                "expected_version",
+                "is needed to replace the state (the version the state was computed from); "
+                "use the state helpers (add_intent_seen, ...) for unconditional changes",
+            )
+        _check_change(change)
         commit = Commit(
             expected_version=expected_version,
             current_mode=change.current_mode,
@@ -265,6 +317,7 @@ class SessionManager:
         attempts: int = 5,
         backoff: float = 0.01,
         max_backoff: float = 0.25,
+        sleep: Sleep = asyncio.sleep,
     ) -> CommitResult | None:
         """Read the session, let `decide` compute a change, commit it at the version read.
 
@@ -274,7 +327,8 @@ class SessionManager:
         Other errors propagate at once. `decide` (sync or async) returns a
         `SessionChange`, or None when there is nothing to write (then this returns None).
 
-        `decide` may run several times: keep side effects such as model calls or sending
+        `sleep` waits between attempts (`asyncio.sleep`; a test may pass its own to see the
+        delays). `decide` may run several times: keep side effects such as model calls or sending
         messages out of it. Call the model first, then record its outcome here.
 
             def take_order(session):
@@ -284,8 +338,11 @@ class SessionManager:
 
             await manager.retry_on_conflict(session.id, take_order)
         """
-        if attempts < 1:
-            raise ValueError(f"attempts must be at least 1, got {attempts}")
+        check_id("session_id", session_id)
+        check_int("attempts", attempts, minimum=1)
+        for name, value in (("backoff", backoff), ("max_backoff", max_backoff)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValidationError(name, f"must be a number of seconds >= 0, got {value!r}")
         for attempt in range(1, attempts + 1):
             session = await self.get_session(session_id)
             outcome = decide(session)
@@ -293,8 +350,8 @@ class SessionManager:
             if change is None:
                 return None
             if not isinstance(change, SessionChange):
-                raise TypeError(
-                    f"decide() must return a SessionChange or None, got {type(change).__name__}"
+                raise ValidationError(
+                    "decide()", f"must return a SessionChange or None, got {type(change).__name__}"
                 )
             try:
                 return await self.commit(session_id, change, expected_version=session.version)
@@ -302,7 +359,7 @@ class SessionManager:
                 if attempt == attempts:
                     raise
             ceiling = min(max_backoff, backoff * 2 ** (attempt - 1))
-            await asyncio.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not secrets
+            await sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not secrets
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- state helpers (atomic, never conflict) --------------------------------------------
@@ -321,11 +378,14 @@ class SessionManager:
 
     async def update_captured_data(self, session_id: str, data: Mapping[str, str]) -> Session:
         """Merge these keys into the captured data (name, address, ...), keeping the others."""
-        return await self._apply(session_id, MergeCapturedData(data))
+        op = MergeCapturedData(data)
+        check_text_map("data", op.data)
+        return await self._apply(session_id, op)
 
     async def update_data(self, session_id: str, data: Mapping[str, JSON]) -> Session:
         """Merge these top-level keys into the agent-specific `state.data`."""
-        return await self._apply(session_id, MergeData(data))
+        op = MergeData(check_json_object("data", data))
+        return await self._apply(session_id, op)
 
     # -- turns -----------------------------------------------------------------------------
 
@@ -346,6 +406,7 @@ class SessionManager:
         `turn_number`, if given, must be the next number (`TurnNumberConflictError`
         otherwise, and nothing is written).
         """
+        check_id("session_id", session_id)
         new_turn = NewTurn(
             role=role,
             content=content,
@@ -355,21 +416,24 @@ class SessionManager:
             tools_called=tools_called,
             tokens_used=tokens_used,
         )
-        result = await self._commit(session_id, Commit(turns=(new_turn,)))
+        _check_tool_calls("tools_called", new_turn)
+        result = await self._send(session_id, Commit(turns=(new_turn,)))
         return result.turns[0]
 
     async def get_turns(self, session_id: str, *, limit: int | None = None) -> Sequence[Turn]:
         """The session's turns in order; with `limit`, only the last `limit`."""
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
+        check_id("session_id", session_id)
+        check_optional_int("limit", limit, minimum=0)
         return await self.storage.list_turns(self.workspace_id, session_id, limit=limit)
 
     async def get_total_tokens_used(self, session_id: str) -> int:
         """The tokens used by all the session's turns (summed by the backend)."""
+        check_id("session_id", session_id)
         return (await self.storage.turn_stats(self.workspace_id, session_id)).tokens_used
 
     async def get_turn_count(self, session_id: str) -> int:
         """How many turns the session has."""
+        check_id("session_id", session_id)
         return (await self.storage.turn_stats(self.workspace_id, session_id)).count
 
     # -- internals -------------------------------------------------------------------------
@@ -382,11 +446,18 @@ class SessionManager:
         initial_mode: str | None,
         initial_state: SessionState | None,
     ) -> NewSession:
-        _require_text("conversation_id", conversation_id)
-        _require_text("contact_id", contact_id)
-        agent = self.registry.get(agent_id)
+        check_id("agent_id", agent_id)
+        check_id("conversation_id", conversation_id)
+        check_id("contact_id", contact_id)
+        check_optional_id("initial_mode", initial_mode)
         if initial_state is not None:
-            check_portable(initial_state.to_json(), "initial_state")
+            if not isinstance(initial_state, SessionState):
+                raise ValidationError(
+                    "initial_state",
+                    f"must be a SessionState, got {type(initial_state).__name__}",
+                )
+            _check_state("initial_state", initial_state)
+        agent = self.registry.get(agent_id)
         mode = initial_mode if initial_mode is not None else agent.states.initial
         if mode not in agent.states.modes:
             raise InvalidTransitionError(
@@ -395,6 +466,7 @@ class SessionManager:
                 current_mode=None,
                 requested_mode=mode,
                 allowed=agent.states.modes,
+                modes=agent.states.modes,
             )
         return NewSession(
             id=str(uuid.uuid4()),
@@ -420,9 +492,15 @@ class SessionManager:
         return {agent_id: modes for agent_id, modes in rules.items() if modes}
 
     async def _apply(self, session_id: str, op: StateOp) -> Session:
-        return (await self._commit(session_id, Commit(state_ops=(op,)))).session
+        check_id("session_id", session_id)
+        return (await self._send(session_id, Commit(state_ops=(op,)))).session
 
     async def _commit(self, session_id: str, commit: Commit) -> CommitResult:
+        check_id("session_id", session_id)
+        return await self._send(session_id, commit)
+
+    async def _send(self, session_id: str, commit: Commit) -> CommitResult:
+        """Hand a commit whose values are all checked to storage (the one storage call)."""
         try:
             return await self.storage.commit(self.workspace_id, session_id, commit)
         except InvalidTransitionError as exc:
@@ -441,6 +519,7 @@ class SessionManager:
             current_mode=exc.current_mode,
             requested_mode=exc.requested_mode,
             allowed=allowed,
+            modes=agent.states.modes if agent else None,
         )
 
 
@@ -449,3 +528,30 @@ def _entered_from(agent: AgentConfig, mode: str) -> frozenset[str]:
     if mode not in states.modes:
         return frozenset()
     return frozenset({mode, *(m for m in states.modes if mode in states.transitions.get(m, ()))})
+
+
+# -- checks of the JSON inside values (changeable in place until they are sent) ---------------
+
+
+def _check_state(field: str, state: SessionState) -> None:
+    check_text_map(f"{field}.captured_data", state.captured_data)
+    check_json_object(f"{field}.data", state.data)
+
+
+def _check_tool_calls(field: str, turn: NewTurn) -> None:
+    for index, call in enumerate(turn.tools_called):
+        check_json(f"{field}[{index}].input", call.input)
+        check_json(f"{field}[{index}].output", call.output)
+
+
+def _check_change(change: SessionChange) -> None:
+    """Check the JSON in a change: its scalar fields were checked when it was built."""
+    if change.state is not None:
+        _check_state("state", change.state)
+    for index, op in enumerate(change.state_ops):
+        if isinstance(op, MergeCapturedData):
+            check_text_map(f"state_ops[{index}].data", op.data)
+        elif isinstance(op, MergeData):
+            check_json_object(f"state_ops[{index}].data", op.data)
+    for index, turn in enumerate(change.turns):
+        _check_tool_calls(f"turns[{index}].tools_called", turn)

@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from attrs import field, frozen
-from attrs.converters import optional
 
+from ..errors import ValidationError
 from ..models import (
     JSON,
     IntentSeen,
@@ -35,9 +35,8 @@ from ..models import (
     SessionStatus,
     Turn,
     TurnStats,
-    check_portable,
-    check_text_map,
 )
+from ..validation import check_choice, check_id, check_text_map
 
 __all__ = [
     "AppendIntent",
@@ -78,11 +77,27 @@ class NewSession:
     state: SessionState = field(factory=SessionState)
 
 
-def _text_map(value: Mapping[str, str]) -> dict[str, str]:
-    return dict(value)
+def _intent(value: object) -> str:
+    return check_id("intent", value)
 
 
-def _json_map(value: Mapping[str, JSON]) -> dict[str, JSON]:
+def _template_name(value: object) -> str:
+    return check_id("template_name", value)
+
+
+def _captured(value: object) -> dict[str, str]:
+    return check_text_map("captured_data", value)
+
+
+def _status(value: object) -> SessionStatus | None:
+    return None if value is None else check_choice("status", value, SessionStatus)
+
+
+def _json_map(value: object) -> dict[str, JSON]:
+    # The top level only: the JSON inside is checked where the operation is handed to
+    # storage (it may be changed in place until then).
+    if not isinstance(value, Mapping):
+        raise ValidationError("data", f"must be a mapping, got {type(value).__name__}")
     return dict(value)
 
 
@@ -90,43 +105,28 @@ def _json_map(value: Mapping[str, JSON]) -> dict[str, JSON]:
 class AppendIntent:
     """Append an intent to `intents_seen`, numbered after the last, stamped with commit time."""
 
-    intent: str = field(validator=lambda _, __, value: _check_name(value, "intent"))
+    intent: str = field(converter=_intent)
 
 
 @frozen
 class AppendTemplate:
     """Append a template name to `templates_sent`."""
 
-    name: str = field(validator=lambda _, __, value: _check_name(value, "template name"))
+    name: str = field(converter=_template_name)
 
 
 @frozen
 class MergeCapturedData:
     """Set these keys of `captured_data`, keeping the others."""
 
-    data: Mapping[str, str] = field(
-        converter=_text_map, validator=lambda _, __, value: _check_captured(value)
-    )
+    data: Mapping[str, str] = field(converter=_captured)
 
 
 @frozen
 class MergeData:
     """Set these top-level keys of the agent-specific `data`, keeping the others."""
 
-    data: Mapping[str, JSON] = field(
-        converter=_json_map, validator=lambda _, __, value: check_portable(value, "data")
-    )
-
-
-def _check_captured(value: Mapping[str, str]) -> None:
-    check_text_map(value, "captured data")
-    check_portable(dict(value), "captured data")
-
-
-def _check_name(value: object, what: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
-    check_portable(value, what)
+    data: Mapping[str, JSON] = field(converter=_json_map)
 
 
 StateOp = AppendIntent | AppendTemplate | MergeCapturedData | MergeData
@@ -176,7 +176,10 @@ class Commit:
     expected_version: int | None = None
     current_mode: str | None = None
     mode_allowed_from: Mapping[str, frozenset[str]] | None = None
-    status: SessionStatus | None = field(default=None, converter=optional(SessionStatus))
+    status: SessionStatus | None = field(
+        default=None,
+        converter=_status,
+    )
     last_activity_at: datetime | None = None
     state: SessionState | None = None
     state_ops: tuple[StateOp, ...] = ()

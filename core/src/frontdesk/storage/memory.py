@@ -101,9 +101,10 @@ class InMemoryStorage:
                 last_activity_at=now,
             )
             record = _Record(session, _own(new.state))
+            answer = self._read(record)  # built before the write: nothing raises after it
             self._records[new.id] = record
             self._active[key] = new.id
-            return self._read(record), True
+            return answer, True
 
     async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
         await asyncio.sleep(0)
@@ -171,7 +172,7 @@ class InMemoryStorage:
             )
             last_activity = commit.last_activity_at or (now if turns else current.last_activity_at)
             status = commit.status or current.status
-            record.session = attrs.evolve(
+            session = attrs.evolve(
                 current,
                 version=current.version + 1,
                 status=status,
@@ -179,12 +180,18 @@ class InMemoryStorage:
                 updated_at=now,
                 last_activity_at=last_activity,
             )
+            # The answer is built before the first change, so nothing can raise after it:
+            # whatever this method raises, nothing changed.
+            answer = CommitResult(
+                attrs.evolve(session, state=_own(state)), tuple(_copy_turn(t) for t in turns)
+            )
+            record.session = session
             record.state = state
             record.turns.extend(turns)
             record.tokens_used += sum(turn.tokens_used for turn in turns)
             if status != SessionStatus.ACTIVE:
                 self._active.pop((workspace_id, current.conversation_id, current.agent_id), None)
-            return CommitResult(self._read(record), tuple(_copy_turn(t) for t in turns))
+            return answer
 
     async def list_turns(
         self, workspace_id: str, session_id: str, *, limit: int | None = None

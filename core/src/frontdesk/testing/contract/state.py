@@ -66,7 +66,7 @@ class StateContract(ContractBase):
             captured_data={"dirección": UNICODE, "empty": ""},
             data={"nested": {"list": [1, 2.5, None, True, "ñ"], "deep": {"a": {}}}, "n": -3},
         )
-        written = await manager.update_state(session.id, session.version, state)
+        written = await manager.update_state(session.id, state, expected_version=session.version)
         assert written.state == state
         assert (await manager.get_state(session.id)) == state
 

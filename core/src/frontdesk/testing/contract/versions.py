@@ -32,7 +32,9 @@ class VersionContract(ContractBase):
         assert (await manager.get_session(sid)).version == 6
         updated = await manager.update_session_with_version(sid, 6, current_mode="collecting")
         assert updated.version == 7
-        replaced = await manager.update_state(sid, 7, SessionState(templates_sent=("x",)))
+        replaced = await manager.update_state(
+            sid, SessionState(templates_sent=("x",)), expected_version=7
+        )
         assert replaced.version == 8
         assert replaced.state == SessionState(templates_sent=("x",))
         assert (await manager.close_session(sid, 8)).version == 9
@@ -64,7 +66,9 @@ class VersionContract(ContractBase):
         outcomes = await gather_outcomes(
             *(
                 manager.update_state(
-                    session.id, session.version, SessionState(captured_data={"writer": str(i)})
+                    session.id,
+                    SessionState(captured_data={"writer": str(i)}),
+                    expected_version=session.version,
                 )
                 for i in range(self.concurrency)
             )

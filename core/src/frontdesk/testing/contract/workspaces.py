@@ -31,7 +31,7 @@ class WorkspaceContract(ContractBase):
             other_manager.add_template_sent(session.id, "intruder"),
             other_manager.update_captured_data(session.id, {"intruder": "yes"}),
             other_manager.update_data(session.id, {"intruder": True}),
-            other_manager.update_state(session.id, 2, SessionState()),
+            other_manager.update_state(session.id, SessionState(), expected_version=2),
             other_manager.commit(
                 session.id, SessionChange(turns=[new_turn("x")]), expected_version=None
             ),
