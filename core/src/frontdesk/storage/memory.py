@@ -20,17 +20,10 @@ from typing import Any
 
 import attrs
 
-from ..errors import (
-    ConflictError,
-    InvalidTransitionError,
-    SessionAlreadyActiveError,
-    SessionClosedError,
-    SessionNotFoundError,
-    TurnNumberConflictError,
-    VersionConflictError,
-)
+from ..errors import SessionNotFoundError
 from ..models import Session, SessionState, SessionStatus, Turn, TurnStats
-from .base import Capability, Commit, CommitResult, NewSession, apply_state_ops
+from ._reference import committed, create_outcome, new_session, refuse_commit
+from .base import Capability, Commit, CommitResult, NewSession
 
 __all__ = ["InMemoryStorage"]
 
@@ -73,34 +66,16 @@ class InMemoryStorage:
         key = (new.workspace_id, new.conversation_id, new.agent_id)
         await asyncio.sleep(0)
         with self._lock:
-            existing_id = self._active.get(key)
-            if existing_id is not None:
-                if return_existing or existing_id == new.id:  # or the repeat of a create
-                    return self._read(self._records[existing_id]), existing_id == new.id
-                raise SessionAlreadyActiveError(
-                    existing_id, conversation_id=new.conversation_id, agent_id=new.agent_id
-                )
-            if new.id in self._records:
-                raise ConflictError(
-                    f"session id {new.id} is taken; create sessions with fresh ids.",
-                    session_id=new.id,
-                )
-            now = self._clock()
-            session = Session(
-                id=new.id,
-                workspace_id=new.workspace_id,
-                agent_id=new.agent_id,
-                conversation_id=new.conversation_id,
-                contact_id=new.contact_id,
-                version=1,
-                status=SessionStatus.ACTIVE,
-                current_mode=new.current_mode,
-                state=SessionState(),
-                created_at=now,
-                updated_at=now,
-                last_activity_at=now,
+            outcome = create_outcome(
+                new,
+                active_id=self._active.get(key),
+                id_taken=new.id in self._records,
+                return_existing=return_existing,
             )
-            record = _Record(session, _own(new.state))
+            if outcome.existing_id is not None:
+                return self._read(self._records[outcome.existing_id]), outcome.created
+            session = new_session(new, self._clock())
+            record = _Record(attrs.evolve(session, state=SessionState()), _own(new.state))
             answer = self._read(record)  # built before the write: nothing raises after it
             self._records[new.id] = record
             self._active[key] = new.id
@@ -124,73 +99,22 @@ class InMemoryStorage:
         await asyncio.sleep(0)
         with self._lock:
             record = self._find(workspace_id, session_id)
-            current = record.session
-            # Every check comes before the first change: a refused commit writes nothing.
-            if current.status != SessionStatus.ACTIVE:
-                raise SessionClosedError(session_id, current.status)
-            expected = commit.expected_version
-            if expected is not None and expected != current.version:
-                raise VersionConflictError(session_id, expected, current.version)
-            mode = commit.current_mode
-            rules = commit.mode_allowed_from
-            if (
-                mode is not None
-                and rules is not None
-                and current.current_mode not in rules.get(current.agent_id, ())
-            ):
-                raise InvalidTransitionError(
-                    session_id,
-                    agent_id=current.agent_id,
-                    current_mode=current.current_mode,
-                    requested_mode=mode,
-                    allowed=(),
-                )
-            next_number = len(record.turns) + 1
-            for offset, new_turn in enumerate(commit.turns):
-                wanted = new_turn.turn_number
-                if wanted is not None and wanted != next_number + offset:
-                    raise TurnNumberConflictError(session_id, wanted, next_number + offset)
-
-            now = max(self._clock(), current.updated_at)  # never before the last write
-            state = record.state
-            if commit.state is not None or commit.state_ops:
-                base = commit.state if commit.state is not None else record.state
-                state = _own(apply_state_ops(base, commit.state_ops, now))
-            turns = tuple(
-                Turn(
-                    session_id=session_id,
-                    turn_number=next_number + offset,
-                    role=new_turn.role,
-                    content=new_turn.content,
-                    intent_detected=new_turn.intent_detected,
-                    confidence=new_turn.confidence,
-                    tools_called=copy.deepcopy(new_turn.tools_called),
-                    tokens_used=new_turn.tokens_used,
-                    created_at=now,
-                )
-                for offset, new_turn in enumerate(commit.turns)
-            )
-            last_activity = commit.last_activity_at or (now if turns else current.last_activity_at)
-            status = commit.status or current.status
-            session = attrs.evolve(
-                current,
-                version=current.version + 1,
-                status=status,
-                current_mode=mode if mode is not None else current.current_mode,
-                updated_at=now,
-                last_activity_at=last_activity,
-            )
+            current = attrs.evolve(record.session, state=record.state)
+            refuse_commit(current, len(record.turns), commit)
+            session, turns = committed(current, len(record.turns), commit, self._clock())
+            state = record.state if session.state is record.state else _own(session.state)
+            turns = tuple(_copy_turn(turn) for turn in turns)  # owned, as the state is
             # The answer is built before the first change, so nothing can raise after it:
             # whatever this method raises, nothing changed.
             answer = CommitResult(
                 attrs.evolve(session, state=_own(state)), tuple(_copy_turn(t) for t in turns)
             )
-            record.session = session
+            record.session = attrs.evolve(session, state=SessionState())
             record.state = state
             record.turns.extend(turns)
             record.tokens_used += sum(turn.tokens_used for turn in turns)
-            if status != SessionStatus.ACTIVE:
-                self._active.pop((workspace_id, current.conversation_id, current.agent_id), None)
+            if session.status != SessionStatus.ACTIVE:
+                self._active.pop((workspace_id, session.conversation_id, session.agent_id), None)
             return answer
 
     async def list_turns(
