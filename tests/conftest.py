@@ -13,7 +13,7 @@ import pytest
 from frontdesk import AgentConfig, AgentRegistry, ModelConfig, StateMachine
 from frontdesk.storage.migrations import apply_migrations
 from tests.support.gateway import PostgrestGateway
-from tests.support.postgres import setup_supabase_roles
+from tests.support.postgres import create_app_database, setup_supabase_roles
 
 # A real PostgreSQL for the Supabase backend's tests (skips without one, unless
 # FRONTDESK_REQUIRE_POSTGRES=1, which CI sets).
@@ -21,7 +21,15 @@ pytest_plugins = ["tests.support.pg_fixtures"]
 
 SUPABASE_JWT_SECRET = "frontdesk-tests-jwt-secret-0123456789-abcdef"
 
-_ENV = ("FRONTDESK_LOAD_PLUGINS", "FRONTDESK_STRICT_PLUGINS", "FRONTDESK_STORAGE")
+_ENV = (
+    "FRONTDESK_LOAD_PLUGINS",
+    "FRONTDESK_STRICT_PLUGINS",
+    "FRONTDESK_STORAGE",
+    "FRONTDESK_SQLITE_PATH",
+    "FRONTDESK_POSTGRES_DSN",
+    "FRONTDESK_TEST_STORAGE",
+    "DATABASE_URL",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -136,3 +144,12 @@ def supabase_project(
         monkeypatch.setenv("SUPABASE_URL", gateway.url)
         monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", gateway.make_jwt("service_role"))
         yield gateway
+
+
+@pytest.fixture
+def postgres_project(plain_postgres_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated database on plain PostgreSQL, named by FRONTDESK_POSTGRES_DSN."""
+    with create_app_database(plain_postgres_dsn) as dsn:
+        apply_migrations(dsn)
+        monkeypatch.setenv("FRONTDESK_POSTGRES_DSN", dsn)
+        yield dsn

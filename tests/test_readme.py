@@ -16,6 +16,8 @@ SNIPPETS = [
     for block in re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
 ]
 NEEDS_SUPABASE = "SupabaseStorage.from_env"
+NEEDS_POSTGRES = "PostgresStorage.from_env"
+WRITES_FILES = "SQLiteStorage("
 
 
 def test_readme_has_snippets() -> None:
@@ -24,10 +26,18 @@ def test_readme_has_snippets() -> None:
 
 @pytest.mark.parametrize("source", SNIPPETS, ids=[f"snippet-{i}" for i in range(len(SNIPPETS))])
 def test_snippet_runs(
-    source: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+    source: str,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if NEEDS_SUPABASE in source:
         request.getfixturevalue("supabase_project")
+    if NEEDS_POSTGRES in source:
+        request.getfixturevalue("postgres_project")
+    if WRITES_FILES in source:
+        monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "readme_snippet"}
     exec(compile(source, str(README), "exec"), namespace)  # noqa: S102 - our own README
     main = namespace.get("main")

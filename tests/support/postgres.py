@@ -270,6 +270,44 @@ def temporary_database(admin_dsn: str) -> Iterator[str]:
         drop_database(admin_dsn, database_name(dsn))
 
 
+APP_ROLE = "frontdesk_app"
+APP_PASSWORD = "frontdesk-test-app"
+
+
+@contextlib.contextmanager
+def create_app_database(admin_dsn: str) -> Iterator[str]:
+    """A fresh database owned by `frontdesk_app`, an ordinary login role; yields its DSN.
+
+    How an application usually reaches a managed PostgreSQL: no superuser, no CREATEDB,
+    owner of its own database (so it may create tables in `public`).
+    """
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        # Suppressed: another session created the role at the same moment.
+        with contextlib.suppress(psycopg.errors.UniqueViolation):
+            conn.execute(
+                sql.SQL(
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role}) "
+                    "THEN CREATE ROLE {ident} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; "
+                    "END IF; END $$"
+                ).format(role=sql.Literal(APP_ROLE), ident=sql.Identifier(APP_ROLE))
+            )
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(APP_ROLE), sql.Literal(APP_PASSWORD)
+            )
+        )
+        name = f"frontdesk_app_{secrets.token_hex(6)}"
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(APP_ROLE)
+            )
+        )
+    try:
+        yield dsn_for_database(admin_dsn, name, user=APP_ROLE, password=APP_PASSWORD)
+    finally:
+        drop_database(admin_dsn, name)
+
+
 def database_name(dsn: str) -> str:
     return str(conninfo_to_dict(dsn)["dbname"])
 

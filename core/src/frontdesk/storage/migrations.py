@@ -3,7 +3,7 @@
 `frontdesk db sql` prints them (for the Supabase SQL editor or `supabase db push`);
 `frontdesk db migrate --dsn URL` applies the ones a database lacks and records them in
 `frontdesk_migrations`, so running it twice is a no-op. Applying needs psycopg
-(`pip install frontdesk[supabase]`).
+(`pip install frontdesk[postgres]`, also part of `frontdesk[supabase]`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from ..errors import StorageError
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["Migration", "applied_migrations", "apply_migrations", "migrations", "render_sql"]
+__all__ = [
+    "Migration",
+    "applied_migrations",
+    "apply_migrations",
+    "migrations",
+    "missing_migrations",
+    "render_sql",
+]
 
 _TRACKING_TABLE = """
 create table if not exists public.frontdesk_migrations (
@@ -58,7 +65,7 @@ def _psycopg() -> Any:
         import psycopg
     except ImportError:  # pragma: no cover - depends on the installed extras
         raise StorageError(
-            "applying migrations needs psycopg: pip install 'frontdesk[supabase]'"
+            "applying migrations needs psycopg: pip install 'frontdesk[postgres]'"
         ) from None
     return psycopg
 
@@ -84,32 +91,61 @@ def applied_migrations(dsn: str) -> list[str]:
         return [str(name) for (name,) in rows]
 
 
-def apply_migrations(dsn: str) -> list[str]:
+def apply_migrations(dsn: str, *, lock_timeout: float = 60.0) -> list[str]:
     """Apply, in order, each migration the database lacks; return the names applied.
 
     Each migration commits together with its record, so a failure leaves the database at
-    the last migration that succeeded.
+    the last migration that succeeded. Concurrent runs are serialised by an advisory lock:
+    one applies, the others wait for it (at most `lock_timeout` seconds, which also bounds
+    each wait for a table lock) and then find nothing left to do. Works on plain
+    PostgreSQL and on Supabase (see `frontdesk_secure()` in `0001_sessions.sql`).
     """
+    driver = _psycopg()
     applied: list[str] = []
     with _connect(dsn) as conn:
-        with conn.transaction():
-            conn.execute(_TRACKING_TABLE)
-        for migration in migrations():
+        conn.autocommit = True
+        conn.execute(f"set lock_timeout = {max(int(lock_timeout * 1000), 1)}")
+        try:
+            conn.execute("select pg_advisory_lock(%s)", (_LOCK_KEY,))
+        except driver.errors.LockNotAvailable as exc:
+            raise StorageError(
+                f"another `frontdesk db migrate` held the migration lock for over "
+                f"{lock_timeout:g} s; wait for it to finish and run this again."
+            ) from exc
+        try:
             with conn.transaction():
-                conn.execute("select pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-                done = conn.execute(
-                    "select 1 from public.frontdesk_migrations where name = %s",
-                    (migration.name,),
-                ).fetchone()
-                if done:
-                    continue
-                try:
-                    conn.execute(migration.sql.encode())
-                except _psycopg().Error as exc:
-                    raise StorageError(f"migration {migration.name} failed: {exc}") from exc
+                conn.execute(_TRACKING_TABLE)
+            for migration in migrations():
+                with conn.transaction():
+                    done = conn.execute(
+                        "select 1 from public.frontdesk_migrations where name = %s",
+                        (migration.name,),
+                    ).fetchone()
+                    if done:
+                        continue
+                    try:
+                        conn.execute(migration.sql.encode())
+                    except driver.Error as exc:
+                        raise StorageError(f"migration {migration.name} failed: {exc}") from exc
+                    conn.execute(
+                        "insert into public.frontdesk_migrations (name) values (%s)",
+                        (migration.name,),
+                    )
+                applied.append(migration.name)
+            with conn.transaction():
+                # Lock down again even when nothing was applied: repairs the privileges of
+                # a database migrated by an older frontdesk, or altered by hand.
                 conn.execute(
-                    "insert into public.frontdesk_migrations (name) values (%s)",
-                    (migration.name,),
+                    "select public.frontdesk_secure()"
+                    " where to_regprocedure('public.frontdesk_secure()') is not null"
                 )
-            applied.append(migration.name)
+        finally:
+            if not conn.closed and not conn.broken:
+                conn.execute("select pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied
+
+
+def missing_migrations(dsn: str) -> list[str]:
+    """The names of the shipped migrations the database at `dsn` lacks, in order."""
+    applied = set(applied_migrations(dsn))
+    return [m.name for m in migrations() if m.name not in applied]

@@ -51,12 +51,7 @@ create table if not exists public.agent_turns (
     primary key (session_id, turn_number)
 );
 
-alter table public.agent_sessions enable row level security;
-alter table public.agent_turns enable row level security;
-
-revoke all on public.agent_sessions, public.agent_turns from public;
-revoke all on public.agent_sessions, public.agent_turns from anon, authenticated;
-grant select, insert, update, delete on public.agent_sessions, public.agent_turns to service_role;
+-- Row-level security and privileges: see frontdesk_secure() at the end of this file.
 
 
 -- The JSON shape of a session, as frontdesk.models.Session reads it.
@@ -407,7 +402,9 @@ end;
 $$;
 
 
--- What `frontdesk db check` reports: row-level security on both tables.
+-- What `frontdesk db check` reports: row-level security on both tables, and every privilege
+-- Supabase's API roles anon and authenticated hold on a frontdesk table or function (there
+-- should be none).
 create or replace function public.frontdesk_health()
 returns jsonb
 language sql
@@ -420,29 +417,104 @@ as $$
         'rls', (select jsonb_object_agg(c.relname, c.relrowsecurity)
                 from pg_catalog.pg_class c
                 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-                where n.nspname = 'public' and c.relname in ('agent_sessions', 'agent_turns'))
+                where n.nspname = 'public' and c.relname in ('agent_sessions', 'agent_turns')),
+        'exposed', coalesce((
+            select jsonb_agg(r.rolname || ': ' || x.privilege || ' on ' || x.object
+                             order by r.rolname, x.object, x.privilege)
+            from pg_catalog.pg_roles r
+            cross join lateral (
+                select c.relname::text as object, p.privilege
+                from pg_catalog.pg_class c
+                join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+                cross join unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE',
+                                        'REFERENCES', 'TRIGGER']) as p(privilege)
+                where n.nspname = 'public' and c.relkind in ('r', 'p')
+                  and (c.relname like 'agent\_%' or c.relname like 'frontdesk\_%')
+                  and pg_catalog.has_table_privilege(r.oid, c.oid, p.privilege)
+                union all
+                select f.proname::text || '()', 'EXECUTE'
+                from pg_catalog.pg_proc f
+                join pg_catalog.pg_namespace n on n.oid = f.pronamespace
+                where n.nspname = 'public' and f.proname like 'frontdesk\_%'
+                  and pg_catalog.has_function_privilege(r.oid, f.oid, 'EXECUTE')
+            ) x
+            where r.rolname in ('anon', 'authenticated')), '[]'::jsonb)
     )
 $$;
 
 
--- Functions in public are executable by PUBLIC by default: only service_role may run these.
-revoke execute on function public.frontdesk_session_json(public.agent_sessions) from public, anon, authenticated;
-revoke execute on function public.frontdesk_turn_json(public.agent_turns) from public, anon, authenticated;
-revoke execute on function public.frontdesk_raise(text, text, text, jsonb) from public, anon, authenticated;
-revoke execute on function public.frontdesk_create_session(uuid, text, text, text, text, text, jsonb, boolean) from public, anon, authenticated;
-revoke execute on function public.frontdesk_get_session(text, uuid) from public, anon, authenticated;
-revoke execute on function public.frontdesk_find_active_session(text, text, text) from public, anon, authenticated;
-revoke execute on function public.frontdesk_commit(text, uuid, integer, text, jsonb, text, timestamptz, jsonb, jsonb, jsonb) from public, anon, authenticated;
-revoke execute on function public.frontdesk_list_turns(text, uuid, integer) from public, anon, authenticated;
-revoke execute on function public.frontdesk_turn_stats(text, uuid) from public, anon, authenticated;
-revoke execute on function public.frontdesk_health() from public, anon, authenticated;
-grant execute on function public.frontdesk_session_json(public.agent_sessions) to service_role;
-grant execute on function public.frontdesk_turn_json(public.agent_turns) to service_role;
-grant execute on function public.frontdesk_raise(text, text, text, jsonb) to service_role;
-grant execute on function public.frontdesk_create_session(uuid, text, text, text, text, text, jsonb, boolean) to service_role;
-grant execute on function public.frontdesk_get_session(text, uuid) to service_role;
-grant execute on function public.frontdesk_find_active_session(text, text, text) to service_role;
-grant execute on function public.frontdesk_commit(text, uuid, integer, text, jsonb, text, timestamptz, jsonb, jsonb, jsonb) to service_role;
-grant execute on function public.frontdesk_list_turns(text, uuid, integer) to service_role;
-grant execute on function public.frontdesk_turn_stats(text, uuid) to service_role;
-grant execute on function public.frontdesk_health() to service_role;
+-- Lock down every frontdesk object: tables named agent_* or frontdesk_*, functions named
+-- frontdesk_*, in schema public. Every migration ends by calling it, so the objects it adds
+-- are covered too, and calling it again changes nothing.
+-- - Tables: row-level security on, with no policy; no privilege for PUBLIC. Where Supabase's
+--   API roles exist, anon and authenticated get nothing (Supabase's default privileges
+--   grant them ALL on new tables, TRUNCATE included) and service_role gets what the
+--   functions need.
+-- - Functions: EXECUTE revoked from PUBLIC (and anon, authenticated); granted to
+--   service_role where it exists.
+-- On a plain PostgreSQL without those roles, the role that ran the migrations owns
+-- everything and uses it as it is; grant other roles what they need yourself.
+create or replace function public.frontdesk_secure()
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_object record;
+    v_role text;
+    v_api_roles text[] := array(
+        select rolname::text from pg_catalog.pg_roles
+        where rolname in ('anon', 'authenticated') order by rolname);
+    v_service boolean := exists (
+        select 1 from pg_catalog.pg_roles where rolname = 'service_role');
+begin
+    for v_object in
+        select c.oid::regclass::text as name, c.relkind, c.relname
+        from pg_catalog.pg_class c
+        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'public'
+          and c.relkind in ('r', 'p', 'S')
+          and (c.relname like 'agent\_%' or c.relname like 'frontdesk\_%')
+    loop
+        if v_object.relkind = 'S' then
+            execute format('revoke all on sequence %s from public', v_object.name);
+        else
+            execute format('alter table %s enable row level security', v_object.name);
+            execute format('revoke all on table %s from public', v_object.name);
+        end if;
+        foreach v_role in array v_api_roles loop
+            execute format('revoke all on %s %s from %I',
+                case when v_object.relkind = 'S' then 'sequence' else 'table' end,
+                v_object.name, v_role);
+        end loop;
+        if v_service then
+            if v_object.relkind = 'S' then
+                execute format('grant usage, select on sequence %s to service_role',
+                    v_object.name);
+            elsif v_object.relname = 'frontdesk_migrations' then
+                execute format('grant select on table %s to service_role', v_object.name);
+            else
+                execute format('grant select, insert, update, delete on table %s to service_role',
+                    v_object.name);
+            end if;
+        end if;
+    end loop;
+
+    for v_object in
+        select p.oid::regprocedure::text as name, p.proname
+        from pg_catalog.pg_proc p
+        join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = 'public' and p.proname like 'frontdesk\_%'
+    loop
+        execute format('revoke execute on function %s from public', v_object.name);
+        foreach v_role in array v_api_roles loop
+            execute format('revoke execute on function %s from %I', v_object.name, v_role);
+        end loop;
+        if v_service and v_object.proname <> 'frontdesk_secure' then
+            execute format('grant execute on function %s to service_role', v_object.name);
+        end if;
+    end loop;
+end;
+$$;
+
+select public.frontdesk_secure();
