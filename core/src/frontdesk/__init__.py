@@ -5,15 +5,27 @@ live in sessions that a `SessionManager` keeps in pluggable storage, with optimi
 locking so that concurrent workers never lose an update.
 """
 
-from .config import AgentConfig, AgentSource, ConfigProblem, ModelConfig, StateMachine, Thresholds
+from .config import (
+    DEFAULT_HANDOFF_MESSAGE,
+    AgentConfig,
+    AgentSource,
+    ConfigProblem,
+    ModelConfig,
+    StateMachine,
+    Thresholds,
+)
+from .engine import ModelClient, ModelMessage, ModelRequest, ModelResponse, Usage
 from .errors import (
     AgentNotFoundError,
     ConfigError,
     ConflictError,
     DuplicateAgentError,
+    EngineError,
     FrontdeskError,
     InvalidAgentConfigError,
     InvalidTransitionError,
+    ModelNotFoundError,
+    ModelOutputError,
     PluginLoadError,
     RegistryError,
     SessionAlreadyActiveError,
@@ -23,6 +35,7 @@ from .errors import (
     StorageError,
     StorageNotFoundError,
     StorageUnavailableError,
+    ToolError,
     TurnNumberConflictError,
     ValidationError,
     VersionConflictError,
@@ -52,6 +65,7 @@ from .storage import (
     open_storage,
 )
 from .storage.memory import InMemoryStorage
+from .tools import Tool, ToolContext, ToolResult
 from .validation import (
     MAX_CONTENT_LENGTH,
     MAX_ID_LENGTH,
@@ -63,6 +77,7 @@ from .validation import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_HANDOFF_MESSAGE",
     "MAX_CONTENT_LENGTH",
     "MAX_ID_LENGTH",
     "MAX_INT32",
@@ -79,6 +94,7 @@ __all__ = [
     "ConfigProblem",
     "ConflictError",
     "DuplicateAgentError",
+    "EngineError",
     "FrontdeskError",
     "InMemoryStorage",
     "IntentSeen",
@@ -86,7 +102,13 @@ __all__ = [
     "InvalidTransitionError",
     "MergeCapturedData",
     "MergeData",
+    "ModelClient",
     "ModelConfig",
+    "ModelMessage",
+    "ModelNotFoundError",
+    "ModelOutputError",
+    "ModelRequest",
+    "ModelResponse",
     "NewTurn",
     "PluginInfo",
     "PluginLoadError",
@@ -109,10 +131,15 @@ __all__ = [
     "StorageNotFoundError",
     "StorageUnavailableError",
     "Thresholds",
+    "Tool",
     "ToolCall",
+    "ToolContext",
+    "ToolError",
+    "ToolResult",
     "Turn",
     "TurnNumberConflictError",
     "TurnStats",
+    "Usage",
     "ValidationError",
     "VersionConflictError",
     "__version__",

@@ -27,6 +27,7 @@ from cattrs.v import format_exception
 from .errors import InvalidAgentConfigError
 
 __all__ = [
+    "DEFAULT_HANDOFF_MESSAGE",
     "AgentConfig",
     "AgentSource",
     "ConfigProblem",
@@ -103,6 +104,12 @@ class Thresholds:
         return "handoff"
 
 
+DEFAULT_HANDOFF_MESSAGE = (
+    "Thanks for your patience. A person from our team will continue this conversation here shortly."
+)
+"""What an agent says when it hands a conversation to a person, unless its config says."""
+
+
 @frozen
 class AgentSource:
     """Where a registered agent came from: its distribution, version and entry point."""
@@ -127,8 +134,9 @@ class AgentConfig:
     ... ).id
     'echo'
 
-    `source` is filled in by the registry for agents that come from an installed package,
-    and is None for agents registered in code.
+    `handoff_message` is what the engine replies when it hands the conversation to a
+    person. `source` is filled in by the registry for agents that come from an installed
+    package, and is None for agents registered in code.
     """
 
     id: str
@@ -139,6 +147,7 @@ class AgentConfig:
     description: str = ""
     tools: tuple[str, ...] = ()
     thresholds: Thresholds = field(factory=Thresholds)
+    handoff_message: str = DEFAULT_HANDOFF_MESSAGE
     source: AgentSource | None = field(default=None, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -213,6 +222,7 @@ def _problems(config: AgentConfig) -> list[ConfigProblem]:
         )
     text("name", config.name)
     text("description", config.description, required=False)
+    text("handoff_message", config.handoff_message)
     for role in ("intent_detector", "orchestrator"):
         _check_model(getattr(config, role), role, problem, text)
     if not isinstance(config.tools, tuple) or not all(isinstance(t, str) for t in config.tools):

@@ -7,6 +7,10 @@ trouble. Each error carries its context as attributes, and its message says what
     ├── ValidationError                   .field .problem .limit   (also a ValueError)
     ├── ConfigError
     │   └── InvalidAgentConfigError       .agent_id .distribution .problems
+    ├── EngineError
+    │   ├── ModelNotFoundError            .model_id .providers
+    │   ├── ModelOutputError              .model_id .problems .text
+    │   └── ToolError                     .tool .agent_id
     ├── RegistryError
     │   ├── AgentNotFoundError            .agent_id .available
     │   ├── DuplicateAgentError           .agent_id .distributions
@@ -40,9 +44,12 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DuplicateAgentError",
+    "EngineError",
     "FrontdeskError",
     "InvalidAgentConfigError",
     "InvalidTransitionError",
+    "ModelNotFoundError",
+    "ModelOutputError",
     "PluginLoadError",
     "RegistryError",
     "SessionAlreadyActiveError",
@@ -52,6 +59,7 @@ __all__ = [
     "StorageError",
     "StorageNotFoundError",
     "StorageUnavailableError",
+    "ToolError",
     "TurnNumberConflictError",
     "ValidationError",
     "VersionConflictError",
@@ -167,6 +175,61 @@ class PluginLoadError(RegistryError):
             f"agent package {distribution} {version} (entry point {entry_point}) failed to "
             f"load: {error}. Fix or uninstall it, or unset FRONTDESK_STRICT_PLUGINS to skip it."
         )
+
+
+# -- engine ----------------------------------------------------------------------------------
+
+
+class EngineError(FrontdeskError):
+    """The agent engine could not run an agent: a model or a tool is missing or failed."""
+
+
+class ModelNotFoundError(EngineError, LookupError):
+    """No installed model provider claims this model id."""
+
+    def __init__(self, model_id: str, providers: Iterable[str]) -> None:
+        self.model_id = model_id
+        self.providers = tuple(sorted(providers))
+        asked = f" (asked: {', '.join(self.providers)})" if self.providers else ""
+        super().__init__(
+            f"no installed model provider claims model {model_id!r}{asked}. Install one: "
+            "pip install 'frontdesk[llm]' runs every model the llm library knows (add its "
+            "plugin for the provider, such as llm-anthropic for Claude or llm-ollama for local "
+            "models), or pass model= to Engine (frontdesk.testing.OfflineModel needs no key)."
+        )
+
+
+class ModelOutputError(EngineError, ValueError):
+    """A model's answer did not match the JSON schema it was asked for, even after a repair."""
+
+    def __init__(
+        self,
+        model_id: str,
+        problems: Sequence[str],
+        *,
+        text: str = "",
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+    ) -> None:
+        self.model_id = model_id
+        self.problems = tuple(problems)
+        self.text = text
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        super().__init__(
+            f"model {model_id!r} answered with output that does not match the requested "
+            f"schema: {'; '.join(self.problems)}. Use a model that follows JSON schemas, or "
+            "make the system prompt ask for the JSON shape."
+        )
+
+
+class ToolError(EngineError):
+    """A tool could not be run: no implementation is installed, or it is not the agent's."""
+
+    def __init__(self, tool: str, agent_id: str, message: str) -> None:
+        self.tool = tool
+        self.agent_id = agent_id
+        super().__init__(message)
 
 
 # -- storage ---------------------------------------------------------------------------------

@@ -1,13 +1,17 @@
-"""The pluggy hooks an agent package implements.
+"""The pluggy hooks that packages implement.
 
 An agent package names a module in the `frontdesk.agents` entry-point group; that module
-implements `register_agents` with the `frontdesk.hookimpl` marker:
+implements `register_agents` (and, for the tools its agents call, `register_tools`) with
+the `frontdesk.hookimpl` marker:
 
     from frontdesk import AgentConfig, hookimpl
 
     @hookimpl
     def register_agents():
         return [AgentConfig.from_toml(Path(__file__).with_name("sales.toml"))]
+
+A model provider names a module in the `frontdesk.models` entry-point group that
+implements `get_model_client`: the first provider that claims a model id serves it.
 """
 
 from __future__ import annotations
@@ -19,8 +23,17 @@ import pluggy
 
 if TYPE_CHECKING:
     from .config import AgentConfig
+    from .engine.client import ModelClient
+    from .tools import Tool
 
-__all__ = ["PROJECT_NAME", "hookimpl", "hookspec", "register_agents"]
+__all__ = [
+    "PROJECT_NAME",
+    "get_model_client",
+    "hookimpl",
+    "hookspec",
+    "register_agents",
+    "register_tools",
+]
 
 PROJECT_NAME = "frontdesk"
 
@@ -31,3 +44,19 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 @hookspec
 def register_agents() -> Iterable[AgentConfig]:  # type: ignore[empty-body]
     """Return the agent configurations this package provides (one or several)."""
+
+
+@hookspec
+def register_tools() -> Iterable[Tool]:  # type: ignore[empty-body]
+    """Return the tool implementations (`frontdesk.Tool`) this package's agents call.
+
+    The engine gives an agent the tools of the package that registered it, by name.
+    """
+
+
+@hookspec(firstresult=True)
+def get_model_client(model_id: str) -> ModelClient | None:
+    """Return a `ModelClient` for `model_id` if this provider serves it, else None.
+
+    Providers are asked in turn; the first that returns a client serves the model.
+    """

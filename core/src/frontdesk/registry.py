@@ -16,6 +16,9 @@ Discovery is defensive, because one broken package must not take the others down
   none); the others are not imported at all;
 - an agent id claimed by two distributions is kept out, and using it raises
   `DuplicateAgentError` naming both (see `conflicts`).
+
+A package may also implement `register_tools`: an agent gets the tools of the package that
+registered it (`tools_for`), and tools registered in code (`register_tool`) for any agent.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from .errors import (
     InvalidAgentConfigError,
     PluginLoadError,
 )
+from .tools import Tool
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -79,6 +83,7 @@ class PluginInfo:
     status: PluginStatus
     agent_ids: tuple[str, ...] = ()
     error: str | None = None
+    tool_names: tuple[str, ...] = ()
 
 
 class AgentRegistry:
@@ -101,6 +106,8 @@ class AgentRegistry:
         # agent, two or more a conflict. Rediscovery replaces the packages' claims only.
         self._claims: dict[str, builtins.list[AgentConfig]] = {}
         self._plugins: tuple[PluginInfo, ...] = ()
+        # Tool implementations by the distribution that registered them; None: in code.
+        self._tools: dict[str | None, dict[str, Tool]] = {}
 
     def __repr__(self) -> str:
         return f"<AgentRegistry agents={self._usable_ids()!r}>"
@@ -168,6 +175,25 @@ class AgentRegistry:
         self._ensure_discovered()
         return self._plugins
 
+    def tools_for(self, agent_id: str) -> dict[str, Tool]:
+        """The implementations of the agent's configured tools, by name.
+
+        A tool comes from the package that registered the agent, or from code
+        (`register_tool`, which wins). Configured tools without one are left out: see
+        `missing_tools`.
+        """
+        agent = self.get(agent_id)
+        with self._lock:
+            own = self._tools.get(agent.source.distribution if agent.source else None, {})
+            in_code = self._tools.get(None, {})
+            found = {**own, **in_code}
+        return {name: found[name] for name in agent.tools if name in found}
+
+    def missing_tools(self, agent_id: str) -> tuple[str, ...]:
+        """The agent's configured tools that nothing implements (calling them fails)."""
+        implemented = self.tools_for(agent_id)
+        return tuple(name for name in self.get(agent_id).tools if name not in implemented)
+
     def _usable_ids(self) -> builtins.list[str]:
         return sorted(agent_id for agent_id, claims in self._claims.items() if len(claims) == 1)
 
@@ -192,6 +218,24 @@ class AgentRegistry:
         logger.debug("registered agent %r from %s", config.id, _label(config.source))
         return config
 
+    def register_tool(self, tool: Tool) -> Tool:
+        """Add a tool implementation from code, for every agent that names it.
+
+        It replaces a tool of the same name registered in code before, and wins over a
+        package's. Returns the tool.
+        """
+        if not isinstance(tool, Tool):
+            raise TypeError(f"register_tool() takes a Tool, got {type(tool).__name__}")
+        self._ensure_discovered()
+        with self._lock:
+            self._tools.setdefault(None, {})[tool.name] = tool
+        return tool
+
+    def unregister_tool(self, name: str) -> bool:
+        """Remove a tool registered in code; False if there was none."""
+        with self._lock:
+            return self._tools.get(None, {}).pop(name, None) is not None
+
     def unregister(self, agent_id: str) -> bool:
         """Remove an agent (or every claim on a contested id); False if there was none."""
         self._ensure_discovered()
@@ -206,6 +250,7 @@ class AgentRegistry:
         with self._lock:
             self._discovered = True
             self._claims.clear()
+            self._tools.clear()
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -228,14 +273,18 @@ class AgentRegistry:
                 for agent_id, configs in self._claims.items()
                 if (in_code := [c for c in configs if c.source is None])
             }
+            tools: dict[str | None, dict[str, Tool]] = {None: self._tools.get(None, {})}
             infos = []
             for ep in entry_points(group=ENTRY_POINT_GROUP):
-                info, configs = _load(ep, manager, allowed=allowed, strict=strict)
+                info, configs, found = _load(ep, manager, allowed=allowed, strict=strict)
                 infos.append(info)
                 for config in configs:
                     claims.setdefault(config.id, []).append(config)
+                if found:
+                    tools.setdefault(info.distribution, {}).update(found)
             # Only now, with nothing left to fail, does the registry change.
             self._claims = claims
+            self._tools = tools
             self._plugins = tuple(sorted(infos, key=lambda i: (i.distribution, i.entry_point)))
             self._discovered = True
         for agent_id, sources in self.conflicts.items():
@@ -259,7 +308,7 @@ def _load(
     *,
     allowed: frozenset[str] | None,
     strict: bool,
-) -> tuple[PluginInfo, builtins.list[AgentConfig]]:
+) -> tuple[PluginInfo, builtins.list[AgentConfig], dict[str, Tool]]:
     """Load one entry point; a failure is recorded (or raised, in strict mode)."""
     # One read of the metadata: `.name` and `.version` would each parse it again.
     metadata = ep.dist.metadata if ep.dist is not None else None
@@ -268,10 +317,10 @@ def _load(
     where = f"{ep.name} = {ep.value}"
     if allowed is not None and _normalize(distribution) not in allowed:
         logger.debug("not loading %s: not listed in %s", distribution, LOAD_PLUGINS_ENV)
-        return PluginInfo(distribution, version, where, PluginStatus.BLOCKED), []
+        return PluginInfo(distribution, version, where, PluginStatus.BLOCKED), [], {}
     source = AgentSource(distribution=distribution, version=version, entry_point=where)
     try:
-        configs = _call_plugin(ep, manager, source)
+        configs, tools = _call_plugin(ep, manager, source)
     except Exception as exc:  # any failure inside a package is that package's: recorded below
         if isinstance(exc, InvalidAgentConfigError) and exc.distribution is None:
             exc = exc.with_distribution(distribution)
@@ -279,16 +328,24 @@ def _load(
         logger.warning("agent package %s %s failed to load: %s", distribution, version, error)
         if strict:
             raise PluginLoadError(distribution, version, where, error) from exc
-        return PluginInfo(distribution, version, where, PluginStatus.FAILED, error=error), []
+        return PluginInfo(distribution, version, where, PluginStatus.FAILED, error=error), [], {}
     ids = tuple(config.id for config in configs)
     logger.debug("loaded agents %s from %s %s", ", ".join(ids), distribution, version)
-    return PluginInfo(distribution, version, where, PluginStatus.LOADED, agent_ids=ids), configs
+    info = PluginInfo(
+        distribution,
+        version,
+        where,
+        PluginStatus.LOADED,
+        agent_ids=ids,
+        tool_names=tuple(sorted(tools)),
+    )
+    return info, configs, tools
 
 
 def _call_plugin(
     ep: EntryPoint, manager: pluggy.PluginManager, source: AgentSource
-) -> builtins.list[AgentConfig]:
-    """Import one entry point, register it with pluggy and call its hook, alone."""
+) -> tuple[builtins.list[AgentConfig], dict[str, Tool]]:
+    """Import one entry point, register it with pluggy and call its hooks, alone."""
     module = ep.load()
     name = f"{source.distribution}:{ep.name}"
     manager.register(module, name=name)
@@ -320,7 +377,26 @@ def _call_plugin(
     repeated = sorted({agent_id for agent_id in ids if ids.count(agent_id) > 1})
     if repeated:
         raise ValueError(f"register_agents() returned agent {', '.join(repeated)} twice")
-    return configs
+    return configs, _plugin_tools(manager, name)
+
+
+def _plugin_tools(manager: pluggy.PluginManager, name: str) -> dict[str, Tool]:
+    tools: dict[str, Tool] = {}
+    for impl in manager.hook.register_tools.get_hookimpls():
+        if impl.plugin_name != name:
+            continue
+        result: object = impl.function()
+        if isinstance(result, Tool) or not isinstance(result, Iterable):
+            raise TypeError(
+                f"register_tools() must return a list of Tool, got {type(result).__name__}"
+            )
+        for item in result:
+            if not isinstance(item, Tool):
+                raise TypeError(f"register_tools() returned a {type(item).__name__}, expected Tool")
+            if item.name in tools:
+                raise ValueError(f"register_tools() returned tool {item.name} twice")
+            tools[item.name] = item
+    return tools
 
 
 def _label(source: AgentSource | None) -> str:
