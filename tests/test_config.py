@@ -84,6 +84,9 @@ def test_from_toml(tmp_path: Path) -> None:
     [
         pytest.param({"id": ""}, "id", "must not be empty", id="empty-id"),
         pytest.param({"name": "  "}, "name", "must not be empty", id="blank-name"),
+        pytest.param(
+            {"handoff_message": " "}, "handoff_message", "must not be empty", id="blank-handoff"
+        ),
         pytest.param({"id": "Sales Bot"}, "id", "not a valid agent id", id="id-not-slug"),
         pytest.param({"id": "9lives"}, "id", "not a valid agent id", id="id-starts-with-digit"),
         pytest.param({"id": "a" * 65}, "id", "at most 64", id="id-too-long"),
@@ -318,3 +321,10 @@ def test_configs_are_frozen(make_agent: MakeAgent) -> None:
     config = make_agent()
     with pytest.raises(AttributeError):
         config.id = "other"  # type: ignore[misc]
+
+
+def test_handoff_message_has_a_default_and_loads_from_data(make_agent: MakeAgent) -> None:
+    assert "person" in make_agent().handoff_message
+    custom = AgentConfig.from_dict(agent_data(handoff_message="Te paso con Lucía."))
+    assert custom.handoff_message == "Te paso con Lucía."
+    assert AgentConfig.from_dict(custom.to_dict()) == custom

@@ -363,3 +363,108 @@ def test_conflict_with_code_clears_when_the_package_goes(
     registry.discover()
     assert registry.get("sales") is mine
     assert registry.conflicts == {}
+
+
+# -- tools -----------------------------------------------------------------------------------
+
+TOOLS_PACKAGE = """
+from frontdesk import AgentConfig, ModelConfig, StateMachine, Tool, hookimpl
+
+@hookimpl
+def register_agents():
+    return [
+        AgentConfig(
+            id={agent_id!r},
+            name="Shop",
+            intent_detector=ModelConfig(model="m", system_prompt="Classify."),
+            orchestrator=ModelConfig(model="m", system_prompt="Answer."),
+            states=StateMachine(initial="chat", modes=("chat",)),
+            tools=("check_stock", "create_order"),
+        )
+    ]
+
+@hookimpl
+def register_tools():
+    return [Tool(name, lambda arguments, context: {tag!r}) for name in {tools!r}]
+"""
+
+
+def tools_package(agent_id: str, tag: str, *tools: str) -> str:
+    return TOOLS_PACKAGE.format(agent_id=agent_id, tag=tag, tools=list(tools))
+
+
+def test_an_agent_gets_the_tools_of_its_own_package(make_distribution: DistributionMaker) -> None:
+    make_distribution(
+        "frontdesk-shop",
+        modules={"shop_agents": tools_package("shop", "shop", "check_stock")},
+        agents={"shop": "shop_agents"},
+    )
+    make_distribution(
+        "frontdesk-other",
+        modules={"other_agents": tools_package("other", "other", "check_stock", "create_order")},
+        agents={"other": "other_agents"},
+    )
+    registry = AgentRegistry()
+    infos = {p.distribution: p for p in registry.discover()}
+
+    assert infos["frontdesk-shop"].tool_names == ("check_stock",)
+    assert infos["frontdesk-other"].tool_names == ("check_stock", "create_order")
+    shop = registry.tools_for("shop")
+    assert list(shop) == ["check_stock"]
+    assert shop["check_stock"].function({}, None) == "shop"
+    assert registry.missing_tools("shop") == ("create_order",)
+    assert registry.missing_tools("other") == ()
+
+
+def test_a_tool_registered_in_code_wins(make_distribution: DistributionMaker) -> None:
+    make_distribution(
+        "frontdesk-shop",
+        modules={"shop_agents": tools_package("shop", "shop", "check_stock")},
+        agents={"shop": "shop_agents"},
+    )
+    registry = AgentRegistry()
+    registry.discover()
+    registry.register_tool(frontdesk.Tool("check_stock", lambda arguments, context: "code"))
+    registry.register_tool(frontdesk.Tool("create_order", lambda arguments, context: "code"))
+
+    assert {name: t.function({}, None) for name, t in registry.tools_for("shop").items()} == {
+        "check_stock": "code",
+        "create_order": "code",
+    }
+    assert registry.missing_tools("shop") == ()
+    registry.discover()  # tools registered in code survive a rediscovery
+    assert registry.missing_tools("shop") == ()
+    assert registry.unregister_tool("create_order") is True
+    assert registry.missing_tools("shop") == ("create_order",)
+
+
+@pytest.mark.parametrize(
+    ("hook", "error"),
+    [
+        ("return None", "must return a list of Tool"),
+        ("return ['check_stock']", "returned a str, expected Tool"),
+        (
+            "return [Tool('t', print), Tool('t', print)]",
+            "returned tool t twice",
+        ),
+    ],
+    ids=["none", "names", "twice"],
+)
+def test_a_broken_register_tools_fails_its_package(
+    make_distribution: DistributionMaker, hook: str, error: str
+) -> None:
+    source = tools_package("shop", "shop").replace(
+        "return [Tool(name, lambda arguments, context: 'shop') for name in []]", hook
+    )
+    make_distribution("frontdesk-shop", modules={"shop_agents": source}, agents={"s": "shop_agents"})
+    registry = AgentRegistry()
+    [info] = [p for p in registry.discover() if p.distribution == "frontdesk-shop"]
+
+    assert info.status is PluginStatus.FAILED
+    assert error in (info.error or "")
+    assert not registry.has("shop")
+
+
+def test_register_tool_takes_tools_only(registry: AgentRegistry) -> None:
+    with pytest.raises(TypeError, match="takes a Tool"):
+        registry.register_tool("check_stock")  # type: ignore[arg-type]
