@@ -456,7 +456,9 @@ def test_a_broken_register_tools_fails_its_package(
     source = tools_package("shop", "shop").replace(
         "return [Tool(name, lambda arguments, context: 'shop') for name in []]", hook
     )
-    make_distribution("frontdesk-shop", modules={"shop_agents": source}, agents={"s": "shop_agents"})
+    make_distribution(
+        "frontdesk-shop", modules={"shop_agents": source}, agents={"s": "shop_agents"}
+    )
     registry = AgentRegistry()
     [info] = [p for p in registry.discover() if p.distribution == "frontdesk-shop"]
 

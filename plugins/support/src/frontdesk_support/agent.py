@@ -1,16 +1,18 @@
-"""The `frontdesk.agents` entry point of frontdesk-support: registers the `support` agent.
+"""The `frontdesk.agents` entry point of frontdesk-support: the `support` agent and its tools.
 
 The agent itself (prompts, tools, modes and thresholds) lives in `support.toml`, next to
-this module; validation errors name the TOML field at fault.
+this module; validation errors name the TOML field at fault. The tools are in `tools.py`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from frontdesk import AgentConfig, hookimpl
+from frontdesk import AgentConfig, Tool, hookimpl
 
-__all__ = ["CONFIG_PATH", "register_agents"]
+from .tools import TOOLS
+
+__all__ = ["CONFIG_PATH", "register_agents", "register_tools"]
 
 CONFIG_PATH = Path(__file__).with_name("support.toml")
 
@@ -19,3 +21,9 @@ CONFIG_PATH = Path(__file__).with_name("support.toml")
 def register_agents() -> list[AgentConfig]:
     """The `support` agent, loaded from `support.toml`."""
     return [AgentConfig.from_toml(CONFIG_PATH)]
+
+
+@hookimpl
+def register_tools() -> list[Tool]:
+    """The tools `support.toml` names, over the bundled knowledge base."""
+    return list(TOOLS)
