@@ -547,3 +547,20 @@ async def test_tokens_are_the_sum_of_every_model_call_of_the_run(
 
     assert result.tokens_used == 110 + 132 + 340 + 395
     assert result.change.turns[0].tokens_used == result.tokens_used
+
+
+async def test_answers_that_cannot_be_stored_hand_off_instead(
+    agent: AgentConfig, make_view: Callable[..., View], settings: EngineSettings
+) -> None:
+    model = ScriptedModel.answering(
+        intent("x" * 300, 0.9), answer("Hola\x00", captured_data={"name": "Ana"})
+    )
+    result = await run(agent, make_view(), model, settings)
+
+    assert result.decision is Decision.HANDOFF
+    assert result.intent is None
+    assert result.reply == agent.handoff_message
+    assert "cannot be stored" in (result.handoff_reason or "")
+    assert ops_of(result, MergeCapturedData) == []
+    assert ops_of(result, AppendIntent) == []
+    assert result.tokens_used == 30

@@ -25,8 +25,9 @@ from typing import Any, TypeAlias
 
 from attrs import field, frozen
 
+from . import validation
 from .config import AgentConfig
-from .models import JSON, Session, check_portable
+from .models import JSON, Session
 
 __all__ = ["Tool", "ToolContext", "ToolFunction", "ToolResult"]
 
@@ -41,14 +42,16 @@ class ToolContext:
     """The session's captured data with what this run captured so far."""
 
 
+def _data(value: Mapping[str, JSON]) -> dict[str, JSON]:
+    return validation.check_json_object("data", value)
+
+
 @frozen
 class ToolResult:
     """A tool's output for the model, and JSON to merge into the session's `state.data`."""
 
     output: JSON
-    data: Mapping[str, JSON] = field(
-        factory=dict, validator=lambda _, __, value: check_portable(dict(value), "data")
-    )
+    data: Mapping[str, JSON] = field(factory=dict, converter=_data)
 
 
 ToolFunction: TypeAlias = Callable[

@@ -32,9 +32,10 @@ from typing import Any, Protocol
 import attrs
 from attrs import frozen
 
+from .. import validation
 from ..config import AgentConfig, ModelConfig
-from ..errors import EngineError, ModelOutputError, ToolError
-from ..models import JSON, NewTurn, Session, SessionStatus, ToolCall, Turn, check_portable
+from ..errors import EngineError, ModelOutputError, ToolError, ValidationError
+from ..models import JSON, NewTurn, Session, SessionStatus, ToolCall, Turn
 from ..sessions import SessionChange
 from ..storage.base import AppendIntent, MergeCapturedData, MergeData, StateOp
 from ..tools import Tool, ToolContext, ToolResult
@@ -119,6 +120,16 @@ class RunResult:
     change: SessionChange
 
 
+@frozen
+class _Outcome:
+    decision: Decision
+    intent: str | None
+    confidence: float | None
+    reply: str
+    reason: str | None = None
+    mode: str | None = None
+
+
 class _RunFailedError(Exception):
     """A model or its output failed beyond what the engine repairs: the run hands off."""
 
@@ -170,7 +181,21 @@ class _Run:
     # -- the decision ----------------------------------------------------------------------
 
     async def decide(self) -> RunResult:
-        mode = self.session.current_mode
+        result = await self._decide()
+        try:
+            return self._build(result)
+        except ValidationError as exc:
+            # The models' answers cannot be stored as they are (an intent name too long, a
+            # reply with a NUL, ...): hand off, recording only what is known to be safe.
+            self.captured.clear()
+            self.tool_data.clear()
+            self.tools_called.clear()
+            reason = f"the run's outcome cannot be stored: {exc}"
+            logger.warning("agent %r: %s", self.agent.id, reason)
+            handoff = _Outcome(Decision.HANDOFF, None, result.confidence, "", reason)
+            return self._build(handoff)
+
+    async def _decide(self) -> _Outcome:
         intent: str | None = None
         confidence: float | None = None
         try:
@@ -180,14 +205,14 @@ class _Run:
                     f"intent {intent!r} detected with confidence {confidence:g}, below the "
                     f"clarify threshold ({self.agent.thresholds.clarify:g})"
                 )
-                return self._handoff(intent, confidence, reason)
+                return _Outcome(Decision.HANDOFF, intent, confidence, "", reason)
             if band == "clarify":
                 reply = await self._clarify(intent, confidence)
-                return self._result(Decision.CLARIFY, intent, confidence, reply, mode)
+                return _Outcome(Decision.CLARIFY, intent, confidence, reply)
             reply, mode = await self._orchestrate(intent, confidence)
-            return self._result(Decision.PROCEED, intent, confidence, reply, mode)
+            return _Outcome(Decision.PROCEED, intent, confidence, reply, mode=mode)
         except _RunFailedError as failure:
-            return self._handoff(intent, confidence, str(failure))
+            return _Outcome(Decision.HANDOFF, intent, confidence, "", str(failure))
 
     async def _detect_intent(self) -> tuple[str, float, str]:
         thresholds = self.agent.thresholds
@@ -414,8 +439,8 @@ class _Run:
             ).__name__
         output = result.output if isinstance(result, ToolResult) else result
         try:
-            check_portable(output, f"output of tool {name!r}")
-        except ValueError as exc:
+            validation.check_json(f"output of tool {name!r}", output)
+        except ValidationError as exc:
             return {"error": str(exc)}, "InvalidOutput"
         if isinstance(result, ToolResult):
             self.tool_data.update(result.data)
@@ -423,27 +448,12 @@ class _Run:
 
     # -- building the answer ---------------------------------------------------------------
 
-    def _handoff(self, intent: str | None, confidence: float | None, reason: str) -> RunResult:
-        logger.info("agent %r hands session %s off: %s", self.agent.id, self.session.id, reason)
-        return self._result(
-            Decision.HANDOFF,
-            intent,
-            confidence,
-            self.agent.handoff_message,
-            self.session.current_mode,
-            reason=reason,
-        )
-
-    def _result(
-        self,
-        decision: Decision,
-        intent: str | None,
-        confidence: float | None,
-        reply: str,
-        mode: str,
-        *,
-        reason: str | None = None,
-    ) -> RunResult:
+    def _build(self, outcome: _Outcome) -> RunResult:
+        decision, intent, reason = outcome.decision, outcome.intent, outcome.reason
+        mode = outcome.mode or self.session.current_mode
+        reply = self.agent.handoff_message if decision is Decision.HANDOFF else outcome.reply
+        if reason is not None:
+            logger.info("agent %r hands session %s off: %s", self.agent.id, self.session.id, reason)
         ops: list[StateOp] = []
         if intent is not None:
             ops.append(AppendIntent(intent))
@@ -469,7 +479,7 @@ class _Run:
         return RunResult(
             decision=decision,
             intent=intent,
-            confidence=confidence,
+            confidence=outcome.confidence,
             reply=reply,
             mode=mode,
             tokens_used=self.usage.total,
