@@ -39,13 +39,18 @@ def gateway(authenticator_dsn: str) -> Iterator[PostgrestGateway]:
 
 @pytest.fixture
 def clean_gateway(gateway: PostgrestGateway) -> Iterator[PostgrestGateway]:
-    """The gateway, with no recorded request; afterwards no planned failure and no delay."""
+    """The gateway, with no recorded request; afterwards no planned failure, hold or delay."""
     gateway.reset_request_count()
     yield gateway
     unused = gateway.pending_failures
+    holds = gateway.pending_holds
     gateway.clear_failures()
+    for hold in holds:
+        hold.release()
     gateway.delay = 0.0
+    gateway.wait_idle()
     assert not unused, f"planned failures no request consumed: {unused}"
+    assert not holds, f"planned holds no request reached: {holds}"
 
 
 @pytest.fixture

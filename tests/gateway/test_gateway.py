@@ -1,4 +1,4 @@
-"""The PostgREST-protocol gateway against docs/postgrest-rpc.md, through real HTTP.
+"""The PostgREST-protocol gateway against the facts in docs/supabase.md, through real HTTP.
 
 Raw protocol facts are checked with httpx; client-facing facts with supabase-py's AsyncClient,
 the client the Supabase backend uses.
@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from postgrest import APIError
 
+from tests.gateway.conftest import JWT_SECRET
 from tests.support.gateway import PostgrestGateway, sign_jwt, status_for_sqlstate
 
 if TYPE_CHECKING:
@@ -761,11 +762,106 @@ async def test_concurrent_requests(gateway: PostgrestGateway, supabase: AsyncCli
     assert gateway.request_count == 40
 
 
-async def test_delay(gateway: PostgrestGateway, supabase: AsyncClient) -> None:
-    gateway.delay = 0.2
-    started = time.perf_counter()
-    await supabase.rpc("echo_int", {"n": 1}).execute()
-    assert time.perf_counter() - started >= 0.2
+async def test_delay_comes_before_the_transaction(
+    gateway: PostgrestGateway,
+    service_key: str,
+    admin: psycopg.AsyncConnection[tuple[Any, ...]],
+) -> None:
+    # A client that waits a tenth of the delay gets no answer; the request still runs to its
+    # end afterwards: latency in front of the database, not a failure.
+    gateway.delay = 1.0
+    async with httpx.AsyncClient(base_url=gateway.rest_url, timeout=0.1) as impatient:
+        with pytest.raises(httpx.ReadTimeout):
+            await impatient.post(
+                "/rpc/insert_item", json={"id": 30, "name": "delayed"}, headers=auth(service_key)
+            )
+    await asyncio.to_thread(gateway.wait_idle)
+    assert "delayed" in await item_names(admin)
+
+
+async def test_hold_keeps_a_request_until_released(
+    gateway: PostgrestGateway,
+    supabase: AsyncClient,
+    admin: psycopg.AsyncConnection[tuple[Any, ...]],
+) -> None:
+    hold = gateway.hold_next(function="insert_item")
+    held = asyncio.create_task(supabase.rpc("insert_item", {"id": 31, "name": "held"}).execute())
+    assert await asyncio.to_thread(hold.wait_started)
+    # Other requests go on meanwhile; the held one has not run its transaction yet.
+    assert (await supabase.rpc("echo_int", {"n": 7}).execute()).data == 7
+    assert "held" not in await item_names(admin)
+    assert not held.done()
+    hold.release()
+    assert (await held).data == 31
+    assert "held" in await item_names(admin)
+
+
+async def test_terminate_before_commit_keeps_nothing(
+    gateway: PostgrestGateway,
+    supabase: AsyncClient,
+    admin: psycopg.AsyncConnection[tuple[Any, ...]],
+) -> None:
+    gateway.fail_next("terminate_before_commit", function="insert_item")
+    with pytest.raises(APIError) as info:
+        await supabase.rpc("insert_item", {"id": 32, "name": "terminated"}).execute()
+    assert info.value.code == "57P01"
+    assert "terminated" not in await item_names(admin)
+    # The dead connection left the pool: the next request is served.
+    assert (await supabase.rpc("insert_item", {"id": 32, "name": "next"}).execute()).data == 32
+
+
+async def test_terminate_after_commit_keeps_the_write(
+    gateway: PostgrestGateway,
+    http: httpx.AsyncClient,
+    service_key: str,
+    admin: psycopg.AsyncConnection[tuple[Any, ...]],
+) -> None:
+    gateway.fail_next("terminate_after_commit")
+    response = await http.post(
+        "/rpc/insert_item", json={"id": 33, "name": "committed"}, headers=auth(service_key)
+    )
+    assert response.status_code == 503
+    assert response.json()["code"] == "57P01"
+    assert "committed" in await item_names(admin)
+
+
+async def test_terminated_idle_connections_each_fail_one_request(
+    gateway: PostgrestGateway,
+    http: httpx.AsyncClient,
+    service_key: str,
+) -> None:
+    await http.post("/rpc/echo_int", json={"n": 1}, headers=auth(service_key))
+    dead = gateway.terminate_backends()
+    assert dead >= 1
+    codes = []
+    for _ in range(dead + 1):
+        response = await http.post("/rpc/echo_int", json={"n": 2}, headers=auth(service_key))
+        codes.append(response.json() if response.status_code == 200 else response.json()["code"])
+    assert codes == ["57P01"] * dead + [2]
+
+
+async def test_an_exhausted_pool_answers_504_after_its_timeout(
+    authenticator_dsn: str, service_key: str
+) -> None:
+    with PostgrestGateway(authenticator_dsn, JWT_SECRET, pool_size=1, pool_timeout=0.05) as small:
+        hold = small.hold_next()
+        async with httpx.AsyncClient(base_url=small.rest_url, timeout=30) as client:
+            held = asyncio.create_task(
+                client.post("/rpc/echo_int", json={"n": 1}, headers=auth(service_key))
+            )
+            assert await asyncio.to_thread(hold.wait_started)
+            refused = await client.post("/rpc/echo_int", json={"n": 2}, headers=auth(service_key))
+            hold.release()
+            served = await held
+        assert refused.status_code == 504
+        assert refused.json() == {
+            "code": "PGRST003",
+            "details": None,
+            "hint": None,
+            "message": "Timed out acquiring connection from connection pool.",
+        }
+        assert refused.headers["Proxy-Status"] == "PostgREST; error=PGRST003"
+        assert served.json() == 1
 
 
 async def test_drop_before_runs_nothing(

@@ -3,9 +3,12 @@
 No PostgREST binary can be installed here, so the Supabase backend's tests talk to this
 instead: a small HTTP server (stdlib `ThreadingHTTPServer`, one thread per connection) in
 front of a real PostgreSQL, that implements `/rest/v1/rpc/{function}` the way PostgREST does
-(see docs/postgrest-rpc.md): JWT authentication and role switching, one READ COMMITTED
-transaction per request with the request's GUCs, named arguments chosen by the body's keys,
-PostgREST's result shapes and its error bodies and SQLSTATE -> HTTP status table.
+(docs/supabase.md lists the facts it follows): JWT authentication and role switching, one
+READ COMMITTED transaction per request with the request's GUCs, named arguments chosen by
+the body's keys, PostgREST's result shapes and its error bodies and SQLSTATE -> HTTP status
+table, and its connection pool: at most `pool_size` database connections, and a request that
+waits longer than `pool_timeout` for one is answered 504 `PGRST003`, as PostgREST does after
+its `db-pool-acquisition-timeout`.
 
 The SQL it runs is PostgREST's own shape (QueryBuilder.callPlanToQuery): the arguments are
 converted by `json_to_record` with the function's declared argument types, so a JSON value
@@ -13,9 +16,36 @@ becomes an argument exactly as in PostgREST, and the result is aggregated to JSO
 database. Values never become SQL text; identifiers are quoted by `psycopg.sql`, and type
 names come from the catalog.
 
-Test hooks: `request_count`/`requests` (how many HTTP requests an operation made),
-`delay` (simulated network latency) and `fail_next()` (drop a connection before the
-transaction runs, or after it committed, without answering).
+Where it differs from PostgREST:
+- No schema cache: functions are looked up in the catalog on every request, so a function
+  created or changed is visible at once (PostgREST needs `NOTIFY pgrst` or a restart), and
+  PGRST002 ("no schema cache") never happens.
+- Per-role settings are not applied: PostgREST applies `ALTER ROLE ... SET` settings (such
+  as `statement_timeout`) of the JWT's role in each transaction; the gateway only switches
+  the role.
+- Only `/rest/v1/rpc/{function}`, JSON answers and the headers listed in `_check_negotiation`;
+  anything else answers PGRST127 "Feature not implemented", never silently something else.
+
+Fault injection, for tests of what a client makes of failures (each consumes the next
+request, or the next one to `/rpc/{function}` when `function` is given):
+- `fail_next("drop_before")`: close the HTTP connection without running anything.
+- `fail_next("drop_after_commit")`: run the transaction to its end (commit, or rollback on
+  error), then close the HTTP connection without answering: the answer is lost after the
+  commit.
+- `fail_next("terminate_before_commit")`: run the function, then terminate the database
+  backend (`pg_terminate_backend`) before COMMIT; the answer is PostgREST's for it (503
+  `57P01`) and nothing is committed.
+- `fail_next("terminate_after_commit")`: COMMIT, then terminate the backend before answering;
+  the answer is the same 503 `57P01`, although the transaction committed (as when a
+  connection ends around COMMIT, e.g. during a synchronous-replication wait).
+- `hold_next()`: the request takes its database connection, then waits before its
+  transaction until `release()` (a slow request: for client timeouts and pool exhaustion).
+- `terminate_backends()`: terminate the idle pooled database connections, as a restart or
+  a DBA would; the next request on each finds it dead (503 `57P01`), as in PostgREST.
+- `wait_idle()`: wait until no request is being served (what a request did after its client
+  gave up is then in the database).
+Also: `request_count`/`requests` (how many HTTP requests an operation made) and `delay`
+(seconds slept at the start of every request: simulated network latency).
 
     with PostgrestGateway(authenticator_dsn, jwt_secret) as gateway:
         client = await acreate_client(gateway.url, gateway.make_jwt("service_role"), ...)
@@ -43,16 +73,32 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from types import TracebackType
 
-__all__ = ["FailMode", "PostgrestGateway", "RecordedRequest", "sign_jwt", "status_for_sqlstate"]
+__all__ = [
+    "FailMode",
+    "Hold",
+    "PostgrestGateway",
+    "RecordedRequest",
+    "sign_jwt",
+    "status_for_sqlstate",
+]
 
 logger = logging.getLogger(__name__)
 
-FailMode = Literal["drop_before", "drop_after_commit"]
+FailMode = Literal[
+    "drop_before", "drop_after_commit", "terminate_before_commit", "terminate_after_commit"
+]
+_FAIL_MODES = frozenset(
+    {"drop_before", "drop_after_commit", "terminate_before_commit", "terminate_after_commit"}
+)
 
 REST_PREFIX = "/rest/v1"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 MIN_SECRET_LENGTH = 32  # PostgREST refuses shorter JWT secrets (and PyJWT warns about them)
 JWT_LEEWAY_S = 30  # PostgREST allows 30 s of clock skew on exp/nbf/iat
+POOL_TIMEOUT_S = 10.0  # PostgREST's default db-pool-acquisition-timeout
+HOLD_LIMIT_S = 60.0  # a held request goes on by itself after this: a forgotten release()
+# Run as the login role: the request's role (set_config('role', ...)) may not signal it.
+_TERMINATE_SELF = "RESET ROLE; SELECT pg_terminate_backend(pg_backend_pid())"
 # PostgREST reads a GET parameter as a filter on the result, not as an argument, when its key
 # has a dot or ends in one of these words, or its value starts with an operator (QueryParams.hs).
 _RESERVED_SUFFIXES = frozenset({"order", "limit", "offset", "and", "or"})
@@ -258,15 +304,17 @@ _SET_REQUEST_GUCS = sql.SQL(
 class _ConnectionPool:
     """A minimal thread-safe pool of autocommit connections (at most `size` at once)."""
 
-    def __init__(self, dsn: str, size: int, search_path: str) -> None:
-        self._dsn, self._search_path = dsn, search_path
+    def __init__(self, dsn: str, size: int, search_path: str, timeout: float) -> None:
+        self._dsn, self._search_path, self._timeout = dsn, search_path, timeout
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(size)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._slots:
+        if not self._slots.acquire(timeout=self._timeout):
+            raise _ApiError(504, "PGRST003", "Timed out acquiring connection from connection pool.")
+        try:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
@@ -295,6 +343,13 @@ class _ConnectionPool:
                         self._idle.append(conn)
                 else:
                     conn.close()
+        finally:
+            self._slots.release()
+
+    def idle_backend_pids(self) -> list[int]:
+        """The server process ids of the idle pooled connections."""
+        with self._lock:
+            return [conn.info.backend_pid for conn in self._idle if not conn.closed]
 
     def close(self) -> None:
         with self._lock:
@@ -330,20 +385,23 @@ class _Handler(BaseHTTPRequestHandler):
         # kernel send RST, which the client would see as a reset rather than a clean drop.
         body = self.rfile.read(length) if length > 0 else b""
         url = urlsplit(self.path)
-        failure = gateway._on_request(self.command, url.path)
-        if failure == "drop_before":
-            self.close_connection = True  # closes the socket without a response
-            return
-        if gateway.delay > 0:
-            time.sleep(gateway.delay)
-        request = _Request(
-            method=self.command,
-            path=url.path.removeprefix(REST_PREFIX) or "/",
-            query=parse_qsl(url.query, keep_blank_values=True),
-            headers=list(self.headers.items()),
-            body=body,
-        )
-        response = gateway._respond(request, rest=url.path.startswith(REST_PREFIX + "/"))
+        with gateway._serving():
+            failure, hold = gateway._on_request(self.command, url.path)
+            if failure == "drop_before":
+                self.close_connection = True  # closes the socket without a response
+                return
+            if gateway.delay > 0:
+                time.sleep(gateway.delay)
+            request = _Request(
+                method=self.command,
+                path=url.path.removeprefix(REST_PREFIX) or "/",
+                query=parse_qsl(url.query, keep_blank_values=True),
+                headers=list(self.headers.items()),
+                body=body,
+            )
+            response = gateway._respond(
+                request, rest=url.path.startswith(REST_PREFIX + "/"), failure=failure, hold=hold
+            )
         if failure == "drop_after_commit":  # the transaction has ended: committed if it succeeded
             self.close_connection = True
             return
@@ -405,13 +463,40 @@ class _Server(ThreadingHTTPServer):
 # --- the gateway ------------------------------------------------------------------------------
 
 
+class Hold:
+    """A planned pause of one request (see `PostgrestGateway.hold_next`)."""
+
+    def __init__(self, function: str | None) -> None:
+        self.function = function
+        self._started = threading.Event()
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        """Let the held request go on (with its transaction)."""
+        self._released.set()
+
+    def wait_started(self, timeout: float = 30.0) -> bool:
+        """Wait until a request is held (it then has its database connection)."""
+        return self._started.wait(timeout)
+
+    @property
+    def started(self) -> bool:
+        return self._started.is_set()
+
+    def _hold(self) -> None:
+        self._started.set()
+        self._released.wait(HOLD_LIMIT_S)
+
+
 class PostgrestGateway:
     """PostgREST's RPC endpoint over real HTTP on 127.0.0.1, in front of a real PostgreSQL.
 
     `dsn` logs in as the authenticator role (see `tests.support.postgres.setup_supabase_roles`);
     `jwt_secret` (HS256, at least 32 characters) verifies bearer tokens; requests without one
-    run as `anon_role`. `schema` is the one exposed schema. `delay` seconds are slept at the
-    start of every request (simulated network latency; may be changed at any time).
+    run as `anon_role`. `schema` is the one exposed schema. At most `pool_size` database
+    connections are used at once; a request that waits `pool_timeout` seconds for one is
+    answered 504 PGRST003. `delay` seconds are slept at the start of every request
+    (simulated network latency; may be changed at any time).
     """
 
     def __init__(
@@ -423,6 +508,7 @@ class PostgrestGateway:
         schema: str = "public",
         delay: float = 0.0,
         pool_size: int = 10,
+        pool_timeout: float = POOL_TIMEOUT_S,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -431,10 +517,16 @@ class PostgrestGateway:
         self.jwt_secret, self.anon_role, self.schema = jwt_secret, anon_role, schema
         self.delay = delay
         self._host, self._port = host, port
-        self._pool = _ConnectionPool(dsn, pool_size, search_path=sql.Identifier(schema).as_string())
+        self._dsn = dsn
+        self._pool = _ConnectionPool(
+            dsn, pool_size, search_path=sql.Identifier(schema).as_string(), timeout=pool_timeout
+        )
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._failures: list[tuple[FailMode, str | None]] = []
+        self._holds: list[Hold] = []
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -457,6 +549,10 @@ class PostgrestGateway:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
+        with self._lock:
+            holds, self._holds = self._holds, []
+        for hold in holds:
+            hold.release()
         server.shutdown()  # stop accepting
         server.close_connections()  # end idle keep-alive connections
         server.server_close()  # close the listener, join the handler threads
@@ -520,41 +616,111 @@ class PostgrestGateway:
             return list(self._failures)
 
     def clear_failures(self) -> None:
+        """Forget the planned failures and holds no request has reached (releasing those)."""
         with self._lock:
             self._failures.clear()
+            holds, self._holds = self._holds, []
+        for hold in holds:
+            hold.release()
 
     def fail_next(self, mode: FailMode, *, function: str | None = None) -> None:
-        """Drop the connection of the next request (to `/rpc/{function}`, if given).
+        """Make the next request (to `/rpc/{function}`, if given) fail.
 
         "drop_before": close the socket without running anything. "drop_after_commit": run
         the request's transaction to its end (commit, or rollback on error), then close the
-        socket without answering. Several calls queue several failures, in order.
+        socket without answering. "terminate_before_commit": run the function, then
+        terminate the database backend before COMMIT (503 57P01, nothing committed).
+        "terminate_after_commit": COMMIT, then terminate the backend and answer its 503
+        57P01 instead of the result (committed). Several calls queue several failures, in
+        order.
         """
-        if mode not in ("drop_before", "drop_after_commit"):
+        if mode not in _FAIL_MODES:
             raise ValueError(f"unknown failure mode {mode!r}")
         with self._lock:
             self._failures.append((mode, function))
 
-    def _on_request(self, method: str, path: str) -> FailMode | None:
-        """Record a request; return the failure planned for it, if any."""
+    def hold_next(self, *, function: str | None = None) -> Hold:
+        """Hold the next request (to `/rpc/{function}`, if given) until `release()`.
+
+        The request takes a database connection from the pool, then waits before its
+        transaction begins: its client sees no answer (and may time out), and other
+        requests find one connection fewer. Released, it runs as usual (after
+        `HOLD_LIMIT_S`, it goes on by itself; `stop()` releases every hold).
+        """
+        hold = Hold(function)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def terminate_backends(self) -> int:
+        """Terminate the idle pooled database connections; returns how many.
+
+        As when the database restarts or an administrator runs `pg_terminate_backend`: the
+        gateway does not notice until a request uses one, which then fails as PostgREST's
+        does (503 57P01). Waits until the backends have ended.
+        """
+        pids = self._pool.idle_backend_pids()
+        if not pids:
+            return 0
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            # The timeout argument makes pg_terminate_backend wait for each backend to end.
+            conn.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM unnest(%s::int[]) AS pid", [pids]
+            )
+        return len(pids)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no request is being served (held requests included: release them)."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout):
+                raise TimeoutError(f"{self._in_flight} request(s) still running after {timeout} s")
+
+    @property
+    def pending_holds(self) -> list[Hold]:
+        """Holds planned by `hold_next` that no request has reached yet."""
+        with self._lock:
+            return list(self._holds)
+
+    @contextlib.contextmanager
+    def _serving(self) -> Iterator[None]:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _on_request(self, method: str, path: str) -> tuple[FailMode | None, Hold | None]:
+        """Record a request; return the failure and the hold planned for it, if any."""
         rpc_prefix = REST_PREFIX + "/rpc/"
         function = unquote(path[len(rpc_prefix) :]) if path.startswith(rpc_prefix) else None
+        failure: FailMode | None = None
+        hold: Hold | None = None
         with self._lock:
             self._requests.append(RecordedRequest(method, path, function))
             for i, (mode, wanted) in enumerate(self._failures):
                 if wanted is None or wanted == function:
                     del self._failures[i]
-                    return mode
-        return None
+                    failure = mode
+                    break
+            for i, planned in enumerate(self._holds):
+                if planned.function is None or planned.function == function:
+                    hold = self._holds.pop(i)
+                    break
+        return failure, hold
 
     # -- the protocol
 
-    def _respond(self, request: _Request, *, rest: bool) -> _Response:
+    def _respond(
+        self, request: _Request, *, rest: bool, failure: FailMode | None, hold: Hold | None
+    ) -> _Response:
         try:
             role, claims = self._authenticate(request)
             if not rest:
                 raise _ApiError(404, "PGRST125", "Invalid path specified in request URL")
-            return self._call(request, role, claims)
+            return self._call(request, role, claims, failure=failure, hold=hold)
         except _ApiError as error:
             return error.response()
         except Exception as exc:  # a bug here must become a 500, not a hung client
@@ -596,7 +762,15 @@ class PostgrestGateway:
             raise _jwt_error("PGRST303", "Parsing claims failed")
         return role, claims
 
-    def _call(self, request: _Request, role: str, claims: dict[str, Any]) -> _Response:
+    def _call(
+        self,
+        request: _Request,
+        role: str,
+        claims: dict[str, Any],
+        *,
+        failure: FailMode | None = None,
+        hold: Hold | None = None,
+    ) -> _Response:
         if not request.path.startswith("/rpc/") or request.path.count("/") != 2:
             raise _ApiError(
                 404, "PGRST125", "Invalid path specified in request URL",
@@ -613,6 +787,8 @@ class PostgrestGateway:
         args = self._arguments(request, read=read)
 
         with self._pool.connection() as conn:
+            if hold is not None:
+                hold._hold()
             try:
                 routine = self._resolve(conn, name, frozenset(args), read=read)
                 # READ ONLY for GET/HEAD, and for STABLE/IMMUTABLE functions even on POST.
@@ -632,7 +808,11 @@ class PostgrestGateway:
                     ],
                 )
                 row = conn.execute(*self._call_query(routine, args)).fetchone()
+                if failure == "terminate_before_commit":
+                    conn.execute(_TERMINATE_SELF)  # raises AdminShutdown (57P01)
                 conn.execute("COMMIT")
+                if failure == "terminate_after_commit":
+                    conn.execute(_TERMINATE_SELF)
             except psycopg.Error as exc:
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     with contextlib.suppress(psycopg.Error):

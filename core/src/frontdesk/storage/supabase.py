@@ -9,11 +9,32 @@ migrate --dsn ...`, or paste `frontdesk db sql` into the SQL editor), then:
     await storage.aclose()
 
 Each primitive is one call to a Postgres function (see `sql/`), which PostgREST runs in
-one transaction: one HTTP request per `SessionManager` operation, all-or-nothing (reads
-are retried on a transport failure, and so is a create, which is idempotent by id). Domain
+one transaction: one HTTP request per `SessionManager` operation, all-or-nothing. Domain
 errors come back as PTnnn statuses with a JSON `detail` whose `kind` is mapped to the
-frontdesk error; transport failures become `StorageUnavailableError`, which says whether
-a write may have been applied.
+frontdesk error.
+
+Failures are classified by what can be known about them (docs/supabase.md, "When a
+request fails", has the full table); `StorageUnavailableError.may_have_applied` is False
+only when the write provably did not apply:
+
+    where it failed                                   may_have_applied (writes)
+    not connected / nothing sent (ConnectError,       False
+      ConnectTimeout, httpx PoolTimeout)
+    sent, no answer (ReadTimeout, connection closed)  True
+    PostgREST: PGRST000 (no database connection),     False
+      PGRST002 (schema cache), PGRST003 (pool timeout)
+    PostgREST: PGRST001 (connection lost mid-request) True
+    PostgREST: SQLSTATE 08*, 57P01, 57P02, 57P04,     True (the connection ended around
+      40003                                             COMMIT: its answer may be lost)
+    PostgREST: other SQLSTATEs (40001, 53*, ...)      False (an ERROR rolled it back)
+    a proxy in front: 429                             False
+    a proxy in front: 5xx (502, 503, 504, ...)        True
+
+Reads change nothing (always False). A read that failed because its connection was lost
+(a dead pooled connection: 57P01, PGRST001, a dropped HTTP connection) is retried once;
+timeouts are not retried, so `request_timeout` bounds what a caller waits for an answer.
+A create is idempotent by id, so a create that may have applied is retried once; if that
+retry fails too, the error still says the session may exist.
 """
 
 from __future__ import annotations
@@ -21,12 +42,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from postgrest.exceptions import APIError
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from supabase import AsyncClient, AsyncClientOptions, SupabaseException, acreate_client
 
 from ..errors import SessionNotFoundError, StorageError, StorageUnavailableError
 from ..models import Session, Turn, TurnStats
@@ -36,6 +60,7 @@ from ._pgjson import op_json as _op_json
 from ._pgjson import raised_error
 from ._pgjson import session_from_json as _session
 from ._pgjson import turn_from_json as _turn
+from ._sqlstate import Phase, classify
 from .base import Commit, CommitResult, NewSession
 
 __all__ = ["SupabaseStorage"]
@@ -56,6 +81,7 @@ class SupabaseStorage:
     def __init__(
         self, client: AsyncClient, *, http_client: httpx.AsyncClient | None = None
     ) -> None:
+        _check_url(str(client.supabase_url), "the client's supabase_url")
         self.client = client
         self._http_client = http_client
 
@@ -77,6 +103,8 @@ class SupabaseStorage:
         The service-role key is needed: the tables have row-level security with no
         policy, so the public (anon) key sees nothing.
         """
+        url_source = "the url argument" if url else URL_ENV
+        key_source = "the key argument" if key else KEY_ENV
         url = url or os.environ.get(URL_ENV, "")
         key = key or os.environ.get(KEY_ENV, "")
         missing = [name for name, value in ((URL_ENV, url), (KEY_ENV, key)) if not value]
@@ -85,6 +113,8 @@ class SupabaseStorage:
                 f"set {' and '.join(missing)} to use the Supabase backend "
                 "(Project Settings > API: the project URL and the service_role secret)."
             )
+        _check_url(url, url_source)
+        _check_key(key, key_source)
         # Our own httpx client, so that its connections are closed by aclose(): supabase-py
         # never closes the one it makes itself.
         http_client = httpx.AsyncClient(timeout=request_timeout)
@@ -92,7 +122,10 @@ class SupabaseStorage:
             client = await acreate_client(
                 url, key, options=AsyncClientOptions(httpx_client=http_client)
             )
-        except Exception:
+        except (SupabaseException, ValueError) as exc:  # its checks, should they outgrow ours
+            await http_client.aclose()
+            raise StorageError(f"the Supabase client refused the settings: {exc}") from exc
+        except BaseException:
             await http_client.aclose()
             raise
         return cls(client, http_client=http_client)
@@ -117,10 +150,19 @@ class SupabaseStorage:
         # repeat), so a create whose answer was lost is retried once, safely.
         try:
             return await self._create(new, return_existing=return_existing)
-        except StorageUnavailableError as exc:
-            if not exc.may_have_applied:
+        except StorageUnavailableError as first:
+            if not first.may_have_applied:
                 raise
-            return await self._create(new, return_existing=return_existing)
+            try:
+                return await self._create(new, return_existing=return_existing)
+            except StorageUnavailableError as retry:
+                # The first attempt may have created the session, whatever the retry's
+                # own failure says about the retry.
+                raise StorageUnavailableError(
+                    first.operation,
+                    f"{first.detail}; the retry failed too: {retry.detail}",
+                    may_have_applied=True,
+                ) from retry
 
     async def _create(self, new: NewSession, *, return_existing: bool) -> tuple[Session, bool]:
         data = await self._rpc(
@@ -242,37 +284,91 @@ class SupabaseStorage:
         """Call one Postgres function with one HTTP request; map its failures.
 
         Every call is a POST: with GET, PostgREST would read arguments such as `in` or
-        `eq.1` as filters. Reads are STABLE functions, which PostgREST runs read-only, and
-        are retried here on transport failures (supabase-py retries only GETs).
+        `eq.1` as filters. Reads are STABLE functions, which PostgREST runs read-only; one
+        whose connection was lost is retried once (supabase-py retries only GETs).
         """
         attempts = _READ_ATTEMPTS if read else 1
         for attempt in range(1, attempts + 1):
+            started = time.monotonic()
             try:
                 response = await self.client.rpc(function, params).execute()
             except APIError as exc:
-                raise _domain_error(exc, function, session_id, extra or {}, read=read) from exc
+                if attempt == attempts or not _connection_lost(exc):
+                    raise _domain_error(exc, function, session_id, extra or {}, read=read) from exc
             except httpx.TransportError as exc:
-                error = _transport_error(exc, function, read=read)
-                if attempt == attempts:
-                    raise error from exc
-                await asyncio.sleep(0.05 * attempt)
+                if attempt == attempts or not _connection_lost(exc):
+                    elapsed = time.monotonic() - started
+                    raise _transport_error(exc, function, elapsed, read=read) from exc
             else:
                 return response.data
+            await asyncio.sleep(_READ_RETRY_PAUSE_S)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-_READ_ATTEMPTS = 3
+_READ_ATTEMPTS = 2
+_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
+_READ_RETRY_PAUSE_S = 0.05
+
+# PostgREST's own codes for failures to reach the database, and whether a write may have
+# applied: PGRST000 could not connect, PGRST002 has no schema cache yet, PGRST003 timed out
+# waiting for a pooled connection (all before any SQL ran); PGRST001 lost the connection
+# while using it, possibly with COMMIT sent.
+_POSTGREST_UNAVAILABLE = {
+    "PGRST000": False,
+    "PGRST001": True,
+    "PGRST002": False,
+    "PGRST003": False,
+}
 
 
-def _transport_error(exc: httpx.TransportError, function: str, *, read: bool) -> StorageError:
+def _connection_lost(exc: APIError | httpx.TransportError) -> bool:
+    """Whether a request died with its connection, before any answer: worth a second try."""
+    if isinstance(exc, httpx.TransportError):
+        # Not a timeout: the caller's request_timeout bounds the wait, retrying would double it.
+        return not isinstance(exc, httpx.TimeoutException)
+    code = str(exc.code)
+    if code == "PGRST001":
+        return True
+    return _is_sqlstate(code) and classify(code, Phase.COMMIT).connection_lost
+
+
+def _is_sqlstate(code: str) -> bool:
+    return _SQLSTATE.fullmatch(code) is not None
+
+
+def _transport_error(
+    exc: httpx.TransportError, function: str, elapsed: float, *, read: bool
+) -> StorageUnavailableError:
     """What a failed request means for the data: could the write have reached the database?"""
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        # Nothing was sent: no connection, or none free in the pool.
-        return StorageUnavailableError(function, f"cannot connect: {exc!r}", may_have_applied=False)
-    # Sent, and then the answer was lost (timeout, dropped connection): a write may have landed.
-    return StorageUnavailableError(
-        function, f"{type(exc).__name__}: {exc}", may_have_applied=not read
-    )
+    took = f"{type(exc).__name__} after {elapsed:.2f} s"
+    limits = _timeouts(exc)
+    if isinstance(exc, httpx.ConnectTimeout):
+        detail = f"could not connect within {limits.get('connect', '?')} s: {took}"
+        return StorageUnavailableError(function, detail, may_have_applied=False)
+    if isinstance(exc, httpx.PoolTimeout):
+        detail = f"no free connection in the HTTP client's pool: {took}"
+        return StorageUnavailableError(function, detail, may_have_applied=False)
+    if isinstance(exc, httpx.ConnectError):
+        # Nothing was sent: no connection could be made.
+        detail = f"cannot connect, {took}: {str(exc) or 'connection refused'}"
+        return StorageUnavailableError(function, detail, may_have_applied=False)
+    if isinstance(exc, httpx.ReadTimeout):
+        detail = f"no answer within {limits.get('read', '?')} s: {took}"
+    elif isinstance(exc, httpx.WriteTimeout):
+        detail = f"the request could not be sent within {limits.get('write', '?')} s: {took}"
+    else:
+        detail = f"{took}: {str(exc) or 'the connection closed without an answer'}"
+    # Sent, or partly sent, and the answer lost: a write may have landed.
+    return StorageUnavailableError(function, detail, may_have_applied=not read)
+
+
+def _timeouts(exc: httpx.TransportError) -> dict[str, Any]:
+    """The timeouts (seconds, by phase) the failed request was sent with, if known."""
+    try:
+        timeouts = exc.request.extensions.get("timeout", {})
+    except RuntimeError:  # an error raised without its request
+        return {}
+    return dict(timeouts) if isinstance(timeouts, Mapping) else {}
 
 
 def _domain_error(
@@ -302,15 +398,26 @@ def _domain_error(
         # status of something in front of it: what it means depends on the status.
         return _proxy_error(int(code), str(exc.message), function, read=read)
     if exc.code is None:
-        # A JSON error without a code: not from PostgREST either (an API gateway's own
-        # refusal, such as an unknown key), so the request never reached the database.
+        # A JSON error without a code: not from PostgREST but from a gateway in front of it
+        # (an unknown key, a route, a failure upstream), whose status supabase-py drops.
         return StorageError(
-            f"{function} was refused before reaching the database: {exc.message}. "
-            "Check SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY."
+            f"{function} failed in front of the database: {exc.message}. Check SUPABASE_URL "
+            "and SUPABASE_SERVICE_ROLE_KEY; if it was a write, re-read before retrying it."
         )
-    if code.startswith(("08", "53", "57", "40", "PGRST0")):
-        # PostgREST answered with a server-side failure: its transaction was rolled back.
-        return StorageUnavailableError(function, f"{code}: {exc.message}", may_have_applied=False)
+    if code in _POSTGREST_UNAVAILABLE:
+        return StorageUnavailableError(
+            function,
+            f"{code}: {exc.message}",
+            may_have_applied=_POSTGREST_UNAVAILABLE[code] and not read,
+        )
+    if _is_sqlstate(code):
+        failure = classify(code, Phase.COMMIT)  # PostgREST ran the whole transaction
+        if failure.error is StorageUnavailableError:
+            return StorageUnavailableError(
+                function,
+                f"{code}: {exc.message}",
+                may_have_applied=failure.may_have_applied and not read,
+            )
     return StorageError(f"{function} failed ({code}): {exc.message}")
 
 
@@ -320,17 +427,48 @@ def _proxy_error(status: int, message: str, function: str, *, read: bool) -> Exc
             f"the key was refused (HTTP {status}); use the service_role secret key in "
             "SUPABASE_SERVICE_ROLE_KEY."
         )
-    if status in {502, 504} or status >= 520:
-        # A gateway gave up waiting: the database may still have committed the write.
-        return StorageUnavailableError(
-            function, f"HTTP {status}: {message}", may_have_applied=not read
-        )
-    if status in {429, 503} or status >= 500:
-        # Refused or failed in front of the database: nothing was applied.
+    if status == 429:
+        # Rate limited: refused before being passed on, so nothing was applied.
         return StorageUnavailableError(
             function, f"HTTP {status}: {message}", may_have_applied=False
         )
+    if status >= 500:
+        # A proxy failed or gave up (502, 503, 504, 52x): it may have passed the request on
+        # before failing, and the database may have committed it.
+        return StorageUnavailableError(
+            function, f"HTTP {status}: {message}", may_have_applied=not read
+        )
     return StorageError(f"{function} was refused (HTTP {status}): {message}")
+
+
+def _check_url(url: str, source: str) -> None:
+    """Refuse a Supabase URL that cannot work, before any client is made."""
+    try:
+        parts = urlsplit(url)
+        valid = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and (parts.port is None or parts.port > 0)
+            and url.isascii()
+            and url.isprintable()
+            and not any(c.isspace() for c in url)
+        )
+    except ValueError:  # a port out of range, a broken IPv6 address
+        valid = False
+    if not valid:
+        raise StorageError(
+            f"{source} is not a valid URL ({url!r}); use the project URL from Project "
+            "Settings > API, such as https://abcdefghijklmnop.supabase.co"
+        )
+
+
+def _check_key(key: str, source: str) -> None:
+    """Refuse a key that cannot be sent in an HTTP header (a stray newline, a space)."""
+    if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+        raise StorageError(
+            f"{source} contains spaces or characters a key never has; paste the "
+            "service_role secret from Project Settings > API again."
+        )
 
 
 def _frontdesk_error(
