@@ -9,9 +9,11 @@ live project.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -227,8 +229,220 @@ async def test_unreachable_server(manager: SessionManager) -> None:
         with pytest.raises(StorageUnavailableError) as excinfo:
             await storage.find_active_session("w", "c", "a")
         assert excinfo.value.may_have_applied is False
+        with pytest.raises(StorageUnavailableError) as write:
+            await storage.commit("w", str(uuid.uuid4()), _empty_commit())
+        assert write.value.may_have_applied is False  # refused before anything was sent
+        assert re.search(r"cannot connect: .+ \(ConnectError after \d+\.\d\d s\)", str(write.value))
     finally:
         await storage.aclose()
+
+
+# -- failures injected at the database, behind the gateway -----------------------------------
+
+
+async def _stored(manager: SessionManager, session_id: str) -> tuple[int, list[str]]:
+    """What is really stored: the session's version and its turns' contents."""
+    session = await manager.get_session(session_id)
+    return session.version, [turn.content for turn in await manager.get_turns(session_id)]
+
+
+@pytest.fixture
+def small_gateway(migrated_database: str) -> Iterator[PostgrestGateway]:
+    """A gateway of its own with one database connection, given up on after 50 ms."""
+    authenticator = setup_supabase_roles(migrated_database)
+    with PostgrestGateway(authenticator, JWT_SECRET, pool_size=1, pool_timeout=0.05) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+async def small_manager(small_gateway: PostgrestGateway) -> AsyncIterator[SessionManager]:
+    storage = await _storage(small_gateway, small_gateway.make_jwt("service_role"))
+    registry = AgentRegistry()
+    registry.register(make_test_agent())
+    yield SessionManager(storage, workspace_id=f"ws-{uuid.uuid4()}", registry=registry)
+    small_gateway.clear_failures()
+    await asyncio.to_thread(small_gateway.wait_idle)
+    await storage.aclose()
+
+
+async def test_backend_terminated_before_commit(
+    manager: SessionManager, gateway: PostgrestGateway
+) -> None:
+    session = await manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    gateway.fail_next("terminate_before_commit", function="frontdesk_commit")
+    with pytest.raises(StorageUnavailableError, match="57P01") as excinfo:
+        await manager.add_turn(session.id, role="user", content="cut off", tokens_used=3)
+    # 57P01 can also come after the commit record (see the next test): the client cannot
+    # tell which, so a write is never called safe to retry.
+    assert excinfo.value.may_have_applied is True
+    assert await _stored(manager, session.id) == (1, [])
+
+
+async def test_backend_terminated_after_commit(
+    manager: SessionManager, gateway: PostgrestGateway
+) -> None:
+    session = await manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    gateway.fail_next("terminate_after_commit", function="frontdesk_commit")
+    with pytest.raises(StorageUnavailableError, match="57P01") as excinfo:
+        await manager.add_turn(session.id, role="user", content="landed", tokens_used=3)
+    assert excinfo.value.may_have_applied is True
+    assert "re-read" in str(excinfo.value)
+    assert await _stored(manager, session.id) == (2, ["landed"])
+
+
+async def test_a_dead_pooled_connection_fails_a_write_as_unknown(
+    small_manager: SessionManager, small_gateway: PostgrestGateway
+) -> None:
+    session = await small_manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    assert small_gateway.terminate_backends() == 1
+    with pytest.raises(StorageUnavailableError, match="57P01") as excinfo:
+        await small_manager.add_intent_seen(session.id, "greeting")
+    assert excinfo.value.may_have_applied is True
+    assert await _stored(small_manager, session.id) == (1, [])
+
+
+async def test_a_read_on_a_dead_pooled_connection_is_retried_once(
+    small_manager: SessionManager, small_gateway: PostgrestGateway
+) -> None:
+    session = await small_manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    assert small_gateway.terminate_backends() == 1
+    small_gateway.reset_request_count()
+    assert await small_manager.get_session(session.id) == session
+    assert small_gateway.request_count == 2  # 57P01, then a fresh connection
+
+
+async def test_a_read_is_retried_only_once(
+    small_manager: SessionManager, small_gateway: PostgrestGateway
+) -> None:
+    session = await small_manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    for _ in range(3):
+        small_gateway.fail_next("terminate_before_commit", function="frontdesk_get_session")
+    small_gateway.reset_request_count()
+    with pytest.raises(StorageUnavailableError, match="57P01") as excinfo:
+        await small_manager.get_session(session.id)
+    assert excinfo.value.may_have_applied is False  # a read changes nothing
+    assert small_gateway.request_count == 2
+    assert len(small_gateway.pending_failures) == 1
+
+
+async def test_an_exhausted_pool_is_safe_to_retry(
+    small_manager: SessionManager, small_gateway: PostgrestGateway
+) -> None:
+    session = await small_manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    hold = small_gateway.hold_next(function="frontdesk_turn_stats")
+    busy = asyncio.create_task(small_manager.get_turn_count(session.id))
+    assert await asyncio.to_thread(hold.wait_started)  # it has the only connection
+    with pytest.raises(StorageUnavailableError, match="PGRST003") as excinfo:
+        await small_manager.add_turn(session.id, role="user", content="no room")
+    assert excinfo.value.may_have_applied is False
+    assert "safe to retry" in str(excinfo.value)
+    hold.release()
+    assert await busy == 0
+    assert await _stored(small_manager, session.id) == (1, [])
+
+
+async def test_a_write_that_timed_out_may_still_apply(gateway: PostgrestGateway) -> None:
+    storage = await SupabaseStorage.from_env(
+        url=gateway.url, key=gateway.make_jwt("service_role"), request_timeout=0.2
+    )
+    registry = AgentRegistry()
+    registry.register(make_test_agent())
+    manager = SessionManager(storage, workspace_id=f"ws-{uuid.uuid4()}", registry=registry)
+    try:
+        session = await manager.create_session(
+            agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+        )
+        hold = gateway.hold_next(function="frontdesk_commit")
+        with pytest.raises(StorageUnavailableError) as excinfo:
+            await manager.add_turn(session.id, role="user", content="slow", tokens_used=1)
+        assert excinfo.value.may_have_applied is True
+        assert excinfo.value.operation == "frontdesk_commit"
+        assert re.search(
+            r"no answer within 0\.2 s \(ReadTimeout after \d+\.\d\d s\)", str(excinfo.value)
+        )
+        # The client gave up; the database had not. Once the request ends, it has applied.
+        hold.release()
+        await asyncio.to_thread(gateway.wait_idle)
+        assert await _stored(manager, session.id) == (2, ["slow"])
+    finally:
+        gateway.clear_failures()
+        await storage.aclose()
+
+
+async def test_a_read_that_timed_out_is_not_retried(gateway: PostgrestGateway) -> None:
+    storage = await SupabaseStorage.from_env(
+        url=gateway.url, key=gateway.make_jwt("service_role"), request_timeout=0.2
+    )
+    try:
+        hold = gateway.hold_next(function="frontdesk_find_active_session")
+        gateway.reset_request_count()
+        with pytest.raises(StorageUnavailableError, match="ReadTimeout after") as excinfo:
+            await storage.find_active_session("w", "c", "a")
+        assert excinfo.value.may_have_applied is False
+        assert gateway.request_count == 1  # request_timeout bounds the wait
+        hold.release()
+    finally:
+        gateway.clear_failures()
+        await asyncio.to_thread(gateway.wait_idle)
+        await storage.aclose()
+
+
+class _RefuseAfter(httpx.AsyncBaseTransport):
+    """The network: real HTTP, except that connections are refused once `refuse()` is true."""
+
+    def __init__(self, refuse: Callable[[httpx.Request], bool]) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self._refuse = refuse
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._refuse(request):
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_a_create_retry_that_cannot_connect_still_says_it_may_have_applied(
+    gateway: PostgrestGateway, manager: SessionManager
+) -> None:
+    creates = 0
+
+    def refuse_the_retry(request: httpx.Request) -> bool:
+        nonlocal creates
+        creates += request.url.path.endswith("/frontdesk_create_session")
+        return creates == 2
+
+    async with httpx.AsyncClient(transport=_RefuseAfter(refuse_the_retry)) as http:
+        client = await acreate_client(
+            gateway.url,
+            gateway.make_jwt("service_role"),
+            options=AsyncClientOptions(httpx_client=http),
+        )
+        flaky = SessionManager(
+            SupabaseStorage(client), workspace_id=manager.workspace_id, registry=manager.registry
+        )
+        gateway.fail_next("terminate_after_commit", function="frontdesk_create_session")
+        with pytest.raises(StorageUnavailableError) as excinfo:
+            await flaky.create_session(agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u")
+    assert creates == 2
+    assert excinfo.value.may_have_applied is True
+    assert "57P01" in str(excinfo.value)
+    assert "the retry failed too: cannot connect" in str(excinfo.value)
+    # The first attempt had committed: the session is there.
+    assert await manager.get_session_by_conversation("c", TEST_AGENT_ID) is not None
 
 
 async def test_missing_migrations_say_what_to_do(fresh_database: str) -> None:
@@ -424,13 +638,48 @@ def _postgrest_error(code: str, status: int) -> Any:
             None,
             id="forbidden-page",
         ),
+        pytest.param(
+            lambda request: httpx.Response(503, text="upstream connect error"),
+            StorageUnavailableError,
+            True,
+            id="proxy-503-page",
+        ),
         pytest.param(_postgrest_error("23514", 400), StorageError, None, id="check-violation"),
         pytest.param(_postgrest_error("22003", 400), StorageError, None, id="out-of-range"),
+        pytest.param(_postgrest_error("XX000", 500), StorageError, None, id="internal-error"),
         pytest.param(
             _postgrest_error("40001", 500), StorageUnavailableError, False, id="serialization"
         ),
+        pytest.param(_postgrest_error("40P01", 500), StorageUnavailableError, False, id="deadlock"),
+        pytest.param(
+            _postgrest_error("40003", 500), StorageUnavailableError, True, id="completion-unknown"
+        ),
+        pytest.param(
+            _postgrest_error("53300", 503), StorageUnavailableError, False, id="too-many-conns"
+        ),
+        pytest.param(
+            _postgrest_error("57014", 500), StorageUnavailableError, False, id="statement-timeout"
+        ),
+        pytest.param(
+            _postgrest_error("57P01", 503), StorageUnavailableError, True, id="admin-shutdown"
+        ),
+        pytest.param(
+            _postgrest_error("57P02", 500), StorageUnavailableError, True, id="crash-shutdown"
+        ),
+        pytest.param(
+            _postgrest_error("08006", 503), StorageUnavailableError, True, id="connection-failure"
+        ),
         pytest.param(
             _postgrest_error("PGRST000", 503), StorageUnavailableError, False, id="db-down"
+        ),
+        pytest.param(
+            _postgrest_error("PGRST001", 503), StorageUnavailableError, True, id="connection-lost"
+        ),
+        pytest.param(
+            _postgrest_error("PGRST002", 503), StorageUnavailableError, False, id="no-schema-cache"
+        ),
+        pytest.param(
+            _postgrest_error("PGRST003", 504), StorageUnavailableError, False, id="pool-timeout"
         ),
     ],
 )
