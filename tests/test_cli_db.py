@@ -92,3 +92,17 @@ def test_check_without_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     result = run("db", "check")
     assert result.exit_code == 1
     assert "set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "supabase.co", "https://", "http://host:99999"])
+def test_check_with_a_malformed_url_fails_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("SUPABASE_URL", url)
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "some-key")
+    result = run("db", "check")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: SUPABASE_URL is not a valid URL ({url!r}); use the " + (
+        "project URL from Project Settings > API, such as https://abcdefghijklmnop.supabase.co\n"
+    )
+    assert result.stdout == ""

@@ -320,3 +320,14 @@ class WritesFail(InMemoryStorage):
     async def create_session(self, new, *, return_existing=False):
         raise StorageUnavailableError("create_session", "refused", may_have_applied=False)
 """
+
+
+def test_demo_with_a_malformed_supabase_url_fails_in_one_line(
+    installed: AgentRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUPABASE_URL", "not-a-url")
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "some-key")
+    result = run("demo", "--storage", "supabase")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: SUPABASE_URL is not a valid URL ('not-a-url')")
+    assert result.stderr.count("\n") == 1

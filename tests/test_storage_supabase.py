@@ -232,7 +232,7 @@ async def test_unreachable_server(manager: SessionManager) -> None:
         with pytest.raises(StorageUnavailableError) as write:
             await storage.commit("w", str(uuid.uuid4()), _empty_commit())
         assert write.value.may_have_applied is False  # refused before anything was sent
-        assert re.search(r"cannot connect: .+ \(ConnectError after \d+\.\d\d s\)", str(write.value))
+        assert re.search(r"cannot connect, ConnectError after \d+\.\d\d s: .+", str(write.value))
     finally:
         await storage.aclose()
 
@@ -344,11 +344,13 @@ async def test_an_exhausted_pool_is_safe_to_retry(
     hold = small_gateway.hold_next(function="frontdesk_turn_stats")
     busy = asyncio.create_task(small_manager.get_turn_count(session.id))
     assert await asyncio.to_thread(hold.wait_started)  # it has the only connection
-    with pytest.raises(StorageUnavailableError, match="PGRST003") as excinfo:
-        await small_manager.add_turn(session.id, role="user", content="no room")
+    try:
+        with pytest.raises(StorageUnavailableError, match="PGRST003") as excinfo:
+            await small_manager.add_turn(session.id, role="user", content="no room")
+    finally:
+        hold.release()
     assert excinfo.value.may_have_applied is False
     assert "safe to retry" in str(excinfo.value)
-    hold.release()
     assert await busy == 0
     assert await _stored(small_manager, session.id) == (1, [])
 
@@ -365,15 +367,18 @@ async def test_a_write_that_timed_out_may_still_apply(gateway: PostgrestGateway)
             agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
         )
         hold = gateway.hold_next(function="frontdesk_commit")
-        with pytest.raises(StorageUnavailableError) as excinfo:
-            await manager.add_turn(session.id, role="user", content="slow", tokens_used=1)
+        try:
+            with pytest.raises(StorageUnavailableError) as excinfo:
+                await manager.add_turn(session.id, role="user", content="slow", tokens_used=1)
+        finally:
+            hold.release()
         assert excinfo.value.may_have_applied is True
         assert excinfo.value.operation == "frontdesk_commit"
         assert re.search(
-            r"no answer within 0\.2 s \(ReadTimeout after \d+\.\d\d s\)", str(excinfo.value)
+            r"'frontdesk_commit' failed \(no answer within 0\.2 s: ReadTimeout after \d+\.\d\d s\)",
+            str(excinfo.value),
         )
         # The client gave up; the database had not. Once the request ends, it has applied.
-        hold.release()
         await asyncio.to_thread(gateway.wait_idle)
         assert await _stored(manager, session.id) == (2, ["slow"])
     finally:
@@ -388,11 +393,13 @@ async def test_a_read_that_timed_out_is_not_retried(gateway: PostgrestGateway) -
     try:
         hold = gateway.hold_next(function="frontdesk_find_active_session")
         gateway.reset_request_count()
-        with pytest.raises(StorageUnavailableError, match="ReadTimeout after") as excinfo:
-            await storage.find_active_session("w", "c", "a")
+        try:
+            with pytest.raises(StorageUnavailableError, match="ReadTimeout after") as excinfo:
+                await storage.find_active_session("w", "c", "a")
+        finally:
+            hold.release()
         assert excinfo.value.may_have_applied is False
         assert gateway.request_count == 1  # request_timeout bounds the wait
-        hold.release()
     finally:
         gateway.clear_failures()
         await asyncio.to_thread(gateway.wait_idle)
@@ -471,6 +478,45 @@ async def test_from_env_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY", raising=False)
     with pytest.raises(StorageError, match="set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY"):
         await SupabaseStorage.from_env()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("not-a-url", id="no-scheme"),
+        pytest.param("ftp://example.supabase.co", id="other-scheme"),
+        pytest.param("https://", id="no-host"),
+        pytest.param("http://127.0.0.1:99999", id="bad-port"),
+        pytest.param("https://exa mple.supabase.co", id="space"),
+        pytest.param("https://example.supabase.co\n", id="newline"),
+        pytest.param("http://[::1", id="broken-ipv6"),
+    ],
+)
+async def test_a_malformed_url_is_refused_before_connecting(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(StorageError, match=r"^the url argument is not a valid URL") as excinfo:
+        await SupabaseStorage.from_env(url=url, key="k")
+    assert repr(url) in str(excinfo.value)
+    monkeypatch.setenv("SUPABASE_URL", url)
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "k")
+    with pytest.raises(StorageError, match=r"^SUPABASE_URL is not a valid URL"):
+        await open_storage("supabase")
+
+
+async def test_a_client_with_a_url_that_cannot_work_is_refused() -> None:
+    client = await acreate_client("https://exa mple.supabase.co", "k")
+    with pytest.raises(StorageError, match="the client's supabase_url is not a valid URL"):
+        SupabaseStorage(client)
+
+
+@pytest.mark.parametrize("key", ["two words", "line\n", "\u00e9l\u00e8ve"])
+async def test_a_key_that_cannot_be_sent_is_refused(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", key)
+    with pytest.raises(StorageError, match="SUPABASE_SERVICE_ROLE_KEY contains spaces"):
+        await SupabaseStorage.from_env(url="https://example.supabase.co")
 
 
 async def test_open_storage_by_name(

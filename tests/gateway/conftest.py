@@ -45,8 +45,6 @@ def clean_gateway(gateway: PostgrestGateway) -> Iterator[PostgrestGateway]:
     unused = gateway.pending_failures
     holds = gateway.pending_holds
     gateway.clear_failures()
-    for hold in holds:
-        hold.release()
     gateway.delay = 0.0
     gateway.wait_idle()
     assert not unused, f"planned failures no request consumed: {unused}"

@@ -524,7 +524,8 @@ class PostgrestGateway:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._failures: list[tuple[FailMode, str | None]] = []
-        self._holds: list[Hold] = []
+        self._holds: list[Hold] = []  # planned
+        self._reached: list[Hold] = []  # taken by a request
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
         self._server: _Server | None = None
@@ -549,10 +550,7 @@ class PostgrestGateway:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
-        with self._lock:
-            holds, self._holds = self._holds, []
-        for hold in holds:
-            hold.release()
+        self.clear_failures()  # releases the holds, so that their threads can end
         server.shutdown()  # stop accepting
         server.close_connections()  # end idle keep-alive connections
         server.server_close()  # close the listener, join the handler threads
@@ -616,10 +614,10 @@ class PostgrestGateway:
             return list(self._failures)
 
     def clear_failures(self) -> None:
-        """Forget the planned failures and holds no request has reached (releasing those)."""
+        """Forget the planned failures; release every hold, planned or holding a request."""
         with self._lock:
             self._failures.clear()
-            holds, self._holds = self._holds, []
+            holds, self._holds, self._reached = self._holds + self._reached, [], []
         for hold in holds:
             hold.release()
 
@@ -708,6 +706,7 @@ class PostgrestGateway:
             for i, planned in enumerate(self._holds):
                 if planned.function is None or planned.function == function:
                     hold = self._holds.pop(i)
+                    self._reached.append(hold)
                     break
         return failure, hold
 
