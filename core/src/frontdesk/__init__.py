@@ -16,6 +16,7 @@ from .config import (
 )
 from .engine import ModelClient, ModelMessage, ModelRequest, ModelResponse, Usage
 from .errors import (
+    AgentChangedError,
     AgentNotFoundError,
     ConfigError,
     ConflictError,
@@ -23,6 +24,7 @@ from .errors import (
     EngineError,
     FrontdeskError,
     InvalidAgentConfigError,
+    InvalidCursorError,
     InvalidTransitionError,
     ModelNotFoundError,
     ModelOutputError,
@@ -41,6 +43,7 @@ from .errors import (
     VersionConflictError,
 )
 from .hookspecs import hookimpl
+from .lifecycle import ErasureReport, SessionPage, SessionSummary
 from .models import (
     IntentSeen,
     NewTurn,
@@ -83,6 +86,7 @@ __all__ = [
     "MAX_INT32",
     "MAX_JSON_DEPTH",
     "MAX_JSON_SIZE",
+    "AgentChangedError",
     "AgentConfig",
     "AgentNotFoundError",
     "AgentRegistry",
@@ -95,10 +99,12 @@ __all__ = [
     "ConflictError",
     "DuplicateAgentError",
     "EngineError",
+    "ErasureReport",
     "FrontdeskError",
     "InMemoryStorage",
     "IntentSeen",
     "InvalidAgentConfigError",
+    "InvalidCursorError",
     "InvalidTransitionError",
     "MergeCapturedData",
     "MergeData",
@@ -122,8 +128,10 @@ __all__ = [
     "SessionError",
     "SessionManager",
     "SessionNotFoundError",
+    "SessionPage",
     "SessionState",
     "SessionStatus",
+    "SessionSummary",
     "StateMachine",
     "StateOp",
     "StorageBackend",

@@ -39,6 +39,7 @@ __all__ = [
 # Agent ids and modes appear in URLs, CLI arguments, logs and database rows: keep them plain.
 _SLUG = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 _SLUG_MAX = 64
+_VERSION_MAX = 64
 
 
 @frozen
@@ -136,7 +137,8 @@ class AgentConfig:
 
     `handoff_message` is what the engine replies when it hands the conversation to a
     person. `source` is filled in by the registry for agents that come from an installed
-    package, and is None for agents registered in code.
+    package, and is None for agents registered in code. `version`, if set, is what sessions
+    record as the agent's version (`Session.agent_version`) instead of the distribution's.
     """
 
     id: str
@@ -148,6 +150,7 @@ class AgentConfig:
     tools: tuple[str, ...] = ()
     thresholds: Thresholds = field(factory=Thresholds)
     handoff_message: str = DEFAULT_HANDOFF_MESSAGE
+    version: str | None = None
     source: AgentSource | None = field(default=None, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -189,11 +192,23 @@ class AgentConfig:
         """Plain data that `from_dict` turns back into an equal config (`source` left out)."""
         data: dict[str, Any] = _converter.unstructure(self)
         data.pop("source", None)
+        if data.get("version") is None:
+            data.pop("version", None)  # TOML has no null: leave it out, as a file would
         return data
 
     def with_source(self, source: AgentSource) -> AgentConfig:
         """A copy that records where the config came from."""
         return attrs.evolve(self, source=source)
+
+    @property
+    def release(self) -> str | None:
+        """The version sessions record: the config's own `version`, else its distribution's.
+
+        None for an agent registered in code without a `version`.
+        """
+        if self.version is not None:
+            return self.version
+        return self.source.version if self.source is not None else None
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -223,6 +238,12 @@ def _problems(config: AgentConfig) -> list[ConfigProblem]:
     text("name", config.name)
     text("description", config.description, required=False)
     text("handoff_message", config.handoff_message)
+    if (
+        config.version is not None
+        and text("version", config.version)
+        and (len(config.version) > _VERSION_MAX or not config.version.isprintable())
+    ):
+        problem("version", f"must be printable text of at most {_VERSION_MAX} characters")
     for role in ("intent_detector", "orchestrator"):
         _check_model(getattr(config, role), role, problem, text)
     if not isinstance(config.tools, tuple) or not all(isinstance(t, str) for t in config.tools):

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -29,6 +30,7 @@ from attrs import define, field, frozen
 
 from .config import AgentConfig
 from .errors import FrontdeskError, StorageError
+from .lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
 from .models import NewTurn, Role, Session, SessionStatus, Turn, TurnStats
 from .registry import AgentRegistry
 from .sessions import SessionChange, SessionManager
@@ -182,6 +184,50 @@ class MeasuredStorage:
     async def turn_stats(self, workspace_id: str, session_id: str) -> TurnStats:
         result: TurnStats = await self._timed(
             "turn_stats", self.inner.turn_stats(workspace_id, session_id)
+        )
+        return result
+
+    async def list_sessions(
+        self, workspace_id: str, query: SessionQuery
+    ) -> Sequence[SessionSummary]:
+        result: Sequence[SessionSummary] = await self._timed(
+            "list_sessions", self.inner.list_sessions(workspace_id, query)
+        )
+        return result
+
+    async def delete_session(self, workspace_id: str, session_id: str) -> bool:
+        result: bool = await self._timed(
+            "delete_session", self.inner.delete_session(workspace_id, session_id)
+        )
+        return result
+
+    async def purge_sessions(
+        self,
+        workspace_id: str,
+        *,
+        inactive_for: timedelta,
+        status: SessionStatus | None,
+        limit: int,
+    ) -> int:
+        result: int = await self._timed(
+            "purge_sessions",
+            self.inner.purge_sessions(
+                workspace_id, inactive_for=inactive_for, status=status, limit=limit
+            ),
+        )
+        return result
+
+    async def erase_contact(self, workspace_id: str, contact_id: str) -> ErasureReport:
+        result: ErasureReport = await self._timed(
+            "erase_contact", self.inner.erase_contact(workspace_id, contact_id)
+        )
+        return result
+
+    async def migrate_session(
+        self, workspace_id: str, session_id: str, migration: SessionMigration
+    ) -> Session:
+        result: Session = await self._timed(
+            "migrate_session", self.inner.migrate_session(workspace_id, session_id, migration)
         )
         return result
 

@@ -5,6 +5,7 @@ trouble. Each error carries its context as attributes, and its message says what
 
     FrontdeskError
     ├── ValidationError                   .field .problem .limit   (also a ValueError)
+    │   └── InvalidCursorError            .cursor
     ├── ConfigError
     │   └── InvalidAgentConfigError       .agent_id .distribution .problems
     ├── EngineError
@@ -22,6 +23,8 @@ trouble. Each error carries its context as attributes, and its message says what
         ├── SessionNotFoundError
         ├── SessionClosedError            .status
         ├── InvalidTransitionError        .agent_id .current_mode .requested_mode .allowed .modes
+        ├── AgentChangedError             .agent_id .mode .session_agent_version
+        │                                 .installed_agent_version
         └── ConflictError
             ├── VersionConflictError      .expected_version .current_version
             ├── TurnNumberConflictError   .turn_number .next_turn_number
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from .config import ConfigProblem
 
 __all__ = [
+    "AgentChangedError",
     "AgentNotFoundError",
     "ConfigError",
     "ConflictError",
@@ -47,6 +51,7 @@ __all__ = [
     "EngineError",
     "FrontdeskError",
     "InvalidAgentConfigError",
+    "InvalidCursorError",
     "InvalidTransitionError",
     "ModelNotFoundError",
     "ModelOutputError",
@@ -392,4 +397,51 @@ class SessionAlreadyActiveError(ConflictError):
             f"{existing_session_id} with agent {agent_id!r}; use it "
             "(get_or_create_session does this in one call) or close it first.",
             session_id=existing_session_id,
+        )
+
+
+# -- session lifecycle -----------------------------------------------------------------------
+
+
+class InvalidCursorError(ValidationError):
+    """A listing cursor that this listing did not hand out (or that was altered)."""
+
+    def __init__(self, cursor: str, reason: str) -> None:
+        self.cursor = cursor
+        super().__init__(
+            "cursor",
+            f"{reason}. Pass back the next_cursor of a SessionPage with the same filters, "
+            "or start again without a cursor",
+        )
+
+
+class AgentChangedError(SessionError):
+    """The installed agent no longer has the session's mode: an upgrade changed it.
+
+    The session was made by `session_agent_version` of the agent package; the installed
+    one is `installed_agent_version`. Nothing was written. The agent package migrates such
+    sessions with a `migrate_session` hook (see `frontdesk.hookspecs`).
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        agent_id: str,
+        mode: str,
+        session_agent_version: str | None,
+        installed_agent_version: str | None,
+    ) -> None:
+        self.agent_id = agent_id
+        self.mode = mode
+        self.session_agent_version = session_agent_version
+        self.installed_agent_version = installed_agent_version
+        made = session_agent_version or "an unrecorded version"
+        installed = installed_agent_version or "an unversioned build"
+        super().__init__(
+            f"session {session_id} is in mode {mode!r}, which agent {agent_id!r} "
+            f"{installed} no longer has (the session was made by {made}); nothing was "
+            "written. The agent package must provide a migrate_session hook that maps "
+            "old modes to new ones, or reinstall the version that made the session.",
+            session_id=session_id,
         )

@@ -192,6 +192,8 @@ class Session:
 
     `version` starts at 1 and grows by exactly 1 with every successful write; pass the
     version you read as `expected_version` to make a write conditional on it.
+    `agent_version` is the version of the agent that made the session (or last migrated
+    it): its config's `version`, else its distribution's; None if neither is known.
     """
 
     id: str
@@ -206,6 +208,7 @@ class Session:
     created_at: datetime = field(converter=_utc)
     updated_at: datetime = field(converter=_utc)
     last_activity_at: datetime = field(converter=_utc)
+    agent_version: str | None = None
 
     @property
     def is_active(self) -> bool:

@@ -29,9 +29,10 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, cast
 
 import pluggy
 from attrs import frozen
@@ -45,6 +46,13 @@ from .errors import (
     PluginLoadError,
 )
 from .tools import Tool
+
+if TYPE_CHECKING:
+    from .models import Session
+    from .sessions import SessionChange
+
+Migrate = Callable[[AgentConfig, "Session"], "SessionChange | None"]
+"""A `migrate_session` hook implementation: (installed agent, old session) -> change."""
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -108,6 +116,10 @@ class AgentRegistry:
         self._plugins: tuple[PluginInfo, ...] = ()
         # Tool implementations by the distribution that registered them; None: in code.
         self._tools: dict[str | None, dict[str, Tool]] = {}
+        # The hooks of the loaded packages (their `migrate_session`), and the migrations
+        # given for agents registered in code.
+        self._hooks: pluggy.PluginManager | None = None
+        self._migrations: dict[str, Migrate] = {}
 
     def __repr__(self) -> str:
         return f"<AgentRegistry agents={self._usable_ids()!r}>"
@@ -199,11 +211,14 @@ class AgentRegistry:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def register(self, config: AgentConfig, *, replace: bool = False) -> AgentConfig:
+    def register(
+        self, config: AgentConfig, *, replace: bool = False, migrate: Migrate | None = None
+    ) -> AgentConfig:
         """Add an agent; its config was validated when it was built.
 
         Raises `DuplicateAgentError` when the id is taken, unless `replace` is true (then
         this config is the only one with the id). Returns the config, for one-liners.
+        `migrate` plays the `migrate_session` hook for an agent registered in code.
         """
         if not isinstance(config, AgentConfig):
             raise TypeError(f"register() takes an AgentConfig, got {type(config).__name__}")
@@ -215,6 +230,10 @@ class AgentRegistry:
                     config.id, [*(_label(c.source) for c in claims), _label(config.source)]
                 )
             self._claims[config.id] = [config]
+            if migrate is not None:
+                self._migrations[config.id] = migrate
+            else:
+                self._migrations.pop(config.id, None)
         logger.debug("registered agent %r from %s", config.id, _label(config.source))
         return config
 
@@ -241,6 +260,7 @@ class AgentRegistry:
         self._ensure_discovered()
         with self._lock:
             removed = self._claims.pop(agent_id, None) is not None
+            self._migrations.pop(agent_id, None)
         if removed:
             logger.debug("unregistered agent %r", agent_id)
         return removed
@@ -251,6 +271,7 @@ class AgentRegistry:
             self._discovered = True
             self._claims.clear()
             self._tools.clear()
+            self._migrations.clear()
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -286,6 +307,7 @@ class AgentRegistry:
             self._claims = claims
             self._tools = tools
             self._plugins = tuple(sorted(infos, key=lambda i: (i.distribution, i.entry_point)))
+            self._hooks = manager
             self._discovered = True
         for agent_id, sources in self.conflicts.items():
             logger.warning(
@@ -294,6 +316,30 @@ class AgentRegistry:
                 " and ".join(sources),
             )
         return self._plugins
+
+    # -- upgrades --------------------------------------------------------------------------
+
+    def migrate_session(self, agent: AgentConfig, session: Session) -> SessionChange | None:
+        """What `agent`'s own package maps `session` to (its `migrate_session` hook).
+
+        None when the package has no such hook or leaves the session as it is.
+        """
+        with self._lock:
+            in_code = self._migrations.get(agent.id)
+            hooks = self._hooks
+        if in_code is not None:
+            return in_code(agent, session)
+        if agent.source is None or hooks is None:
+            return None
+        name = f"{agent.source.distribution}:{agent.source.entry_point.partition(' = ')[0]}"
+        for impl in reversed(hooks.hook.migrate_session.get_hookimpls()):
+            if impl.plugin_name == name:
+                # As pluggy calls hooks: an implementation may take a subset of the arguments.
+                given = {"agent": agent, "session": session}
+                change = impl.function(*(given[a] for a in impl.argnames))
+                if change is not None:
+                    return cast("SessionChange", change)  # checked by the manager
+        return None
 
     def _ensure_discovered(self) -> None:
         if self._autodiscover and not self._discovered:

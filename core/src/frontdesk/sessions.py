@@ -27,18 +27,30 @@ import inspect
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 from attrs import field, frozen
 
 from .config import AgentConfig
 from .errors import (
+    AgentChangedError,
     AgentNotFoundError,
     InvalidTransitionError,
     SessionNotFoundError,
     ValidationError,
     VersionConflictError,
+)
+from .lifecycle import (
+    MAX_PAGE_SIZE,
+    ErasureReport,
+    ListPosition,
+    SessionMigration,
+    SessionPage,
+    SessionQuery,
+    decode_cursor,
+    encode_cursor,
 )
 from .models import (
     JSON,
@@ -61,6 +73,7 @@ from .storage.base import (
     NewSession,
     StateOp,
     StorageBackend,
+    apply_state_ops,
 )
 from .validation import (
     check_choice,
@@ -74,7 +87,7 @@ from .validation import (
     check_text_map,
 )
 
-__all__ = ["SessionChange", "SessionManager"]
+__all__ = ["MIGRATIONS_KEY", "SessionChange", "SessionManager"]
 
 Decide = Callable[[Session], "SessionChange | Awaitable[SessionChange | None] | None"]
 Sleep = Callable[[float], Awaitable[object]]
@@ -436,6 +449,184 @@ class SessionManager:
         check_id("session_id", session_id)
         return (await self.storage.turn_stats(self.workspace_id, session_id)).count
 
+    # -- lifecycle: listing, removal, upgrades ---------------------------------------------
+
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        status: SessionStatus | str | None = None,
+        mode: str | None = None,
+        contact_id: str | None = None,
+        conversation_id: str | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """One page of the workspace's sessions, newest activity first; filters combine.
+
+        `updated_after`/`updated_before` bound the last activity (exclusive). Pass a page's
+        `next_cursor` back, with the same filters, for the next page (keyset pagination:
+        every page costs the same, and a session written meanwhile never shows up twice).
+        A cursor used with other filters raises `InvalidCursorError`.
+
+            page = await manager.list_sessions(status="active", limit=20)
+            while page.next_cursor:
+                page = await manager.list_sessions(status="active", cursor=page.next_cursor)
+        """
+        query = SessionQuery(
+            agent_id=_optional_text("agent_id", agent_id),
+            status=_optional_status(status),
+            mode=_optional_text("mode", mode),
+            contact_id=_optional_text("contact_id", contact_id),
+            conversation_id=_optional_text("conversation_id", conversation_id),
+            updated_after=_optional_time("updated_after", updated_after),
+            updated_before=_optional_time("updated_before", updated_before),
+            limit=_page_size(limit) + 1,  # one more tells whether a next page exists
+        )
+        if cursor is not None:
+            position = decode_cursor(cursor, self.workspace_id, query)
+            query = attrs.evolve(query, after=position)
+        items = await self.storage.list_sessions(self.workspace_id, query)
+        page = tuple(items[:limit])
+        if len(items) <= limit:
+            return SessionPage(page, None)
+        last = ListPosition(page[-1].last_activity_at, page[-1].id)
+        return SessionPage(page, encode_cursor(self.workspace_id, query, last))
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete the session and its turns; False if it was not there.
+
+        A write to it afterwards, even one racing with the delete, raises
+        `SessionNotFoundError`: nothing lands after a delete.
+        """
+        _require_text("session_id", session_id)
+        return await self.storage.delete_session(self.workspace_id, session_id)
+
+    async def purge(
+        self,
+        *,
+        inactive_for: timedelta,
+        status: SessionStatus | str | None = None,
+        limit: int | None = None,
+        batch_size: int = 500,
+    ) -> int:
+        """Delete the sessions with no activity for `inactive_for`; return how many.
+
+        With `status` (e.g. "closed"), only sessions in that status. Works in batches of
+        `batch_size` sessions, oldest first, each one short storage call, so a big purge
+        never holds long locks; `limit` caps the total.
+
+            removed = await manager.purge(inactive_for=timedelta(days=30), status="closed")
+        """
+        if not isinstance(inactive_for, timedelta) or inactive_for < timedelta(0):
+            raise ValueError(f"inactive_for must be a timedelta >= 0, got {inactive_for!r}")
+        chosen = _optional_status(status)
+        if limit is not None:
+            _check_count("limit", limit, minimum=0)
+        _check_count("batch_size", batch_size, minimum=1)
+        removed = 0
+        while limit is None or removed < limit:
+            wanted = batch_size if limit is None else min(batch_size, limit - removed)
+            done = await self.storage.purge_sessions(
+                self.workspace_id, inactive_for=inactive_for, status=chosen, limit=wanted
+            )
+            removed += done
+            if done < wanted:
+                break
+        return removed
+
+    async def erase_contact(self, contact_id: str) -> ErasureReport:
+        """Delete everything the workspace holds about a contact, in one storage call.
+
+        Every session of `contact_id` (any agent, conversation or status) goes, with its
+        turns and everything stored with them. Returns what was removed.
+        """
+        _require_text("contact_id", contact_id)
+        return await self.storage.erase_contact(self.workspace_id, contact_id)
+
+    async def migrate_session(self, session_id: str) -> Session:
+        """Bring a session made by another version of its agent up to the installed one.
+
+        Calls the agent package's `migrate_session` hook and applies what it returns as
+        one versioned commit that records the new `agent_version`. Returns the session
+        unchanged when there is nothing to migrate; raises `AgentChangedError` when the
+        session's mode no longer exists and the package provides no migration.
+        """
+        session = await self.get_session(session_id)
+        agent = self.registry.get(session.agent_id)
+        if session.agent_version == agent.release and session.current_mode in agent.states.modes:
+            return session
+        change = self.registry.migrate_session(agent, session)
+        if change is None:
+            if session.current_mode not in agent.states.modes:
+                raise _agent_changed(session, agent)
+            return session
+        return await self._apply_migration(session, agent, change)
+
+    async def _apply_migration(
+        self, session: Session, agent: AgentConfig, change: SessionChange
+    ) -> Session:
+        if not isinstance(change, SessionChange):
+            raise TypeError(
+                f"migrate_session of agent {agent.id!r} must return a SessionChange or None, "
+                f"got {type(change).__name__}"
+            )
+        if change.turns or change.status is not None or change.last_activity_at is not None:
+            raise ValueError(
+                f"migrate_session of agent {agent.id!r} may change only current_mode and "
+                "state (state_ops); it returned turns, a status or an activity time"
+            )
+        mode = change.current_mode if change.current_mode is not None else session.current_mode
+        if mode not in agent.states.modes:
+            raise InvalidTransitionError(
+                session.id,
+                agent_id=agent.id,
+                current_mode=session.current_mode,
+                requested_mode=mode,
+                allowed=agent.states.modes,
+            )
+        now = datetime.now(UTC)
+        state = change.state if change.state is not None else session.state
+        state = apply_state_ops(state, change.state_ops, now)
+        record = {
+            "from": session.agent_version,
+            "to": agent.release,
+            "from_mode": session.current_mode,
+            "to_mode": mode,
+            "at": now.isoformat(),
+        }
+        history = state.data.get(MIGRATIONS_KEY)
+        history = [*history, record] if isinstance(history, list) else [record]
+        state = attrs.evolve(state, data={**state.data, MIGRATIONS_KEY: history})
+        check_portable(state.to_json(), "state")
+        migration = SessionMigration(
+            expected_version=session.version,
+            agent_version=agent.release,
+            current_mode=mode,
+            state=state,
+        )
+        return await self.storage.migrate_session(self.workspace_id, session.id, migration)
+
+    async def _migrate_and_retry(
+        self, session_id: str, commit: Commit, refusal: InvalidTransitionError
+    ) -> CommitResult:
+        """The commit was refused because the session's mode left the agent: migrate, retry."""
+        agent = self.registry.get(refusal.agent_id)
+        for _ in range(3):
+            session = await self.get_session(session_id)
+            if session.current_mode not in agent.states.modes:
+                change = self.registry.migrate_session(agent, session)
+                if change is None:
+                    raise _agent_changed(session, agent)
+                try:
+                    await self._apply_migration(session, agent, change)
+                except VersionConflictError:
+                    continue  # another worker wrote (or migrated) first: look again
+            return await self.storage.commit(self.workspace_id, session_id, commit)
+        raise VersionConflictError(session_id, session.version)
+
     # -- internals -------------------------------------------------------------------------
 
     def _new_session(
@@ -476,6 +667,7 @@ class SessionManager:
             contact_id=contact_id,
             current_mode=mode,
             state=initial_state if initial_state is not None else SessionState(),
+            agent_version=agent.release,
         )
 
     def _entry_modes(self, mode: str | None) -> Mapping[str, frozenset[str]] | None:
@@ -504,7 +696,20 @@ class SessionManager:
         try:
             return await self.storage.commit(self.workspace_id, session_id, commit)
         except InvalidTransitionError as exc:
+            if self._mode_left_agent(exc):
+                try:
+                    return await self._migrate_and_retry(session_id, commit, exc)
+                except InvalidTransitionError as again:
+                    raise self._explain(again) from None
             raise self._explain(exc) from None
+
+    def _mode_left_agent(self, exc: InvalidTransitionError) -> bool:
+        """Whether storage refused a move because the agent no longer has the session's mode."""
+        try:
+            agent = self.registry.get(exc.agent_id)
+        except AgentNotFoundError:
+            return False
+        return exc.current_mode is not None and exc.current_mode not in agent.states.modes
 
     def _explain(self, exc: InvalidTransitionError) -> InvalidTransitionError:
         """The storage's refusal, with the moves the agent's state machine does allow."""
@@ -521,6 +726,55 @@ class SessionManager:
             allowed=allowed,
             modes=agent.states.modes if agent else None,
         )
+
+
+MIGRATIONS_KEY = "frontdesk.migrations"
+"""The key of `state.data` where each migration of a session is recorded."""
+
+
+def _agent_changed(session: Session, agent: AgentConfig) -> AgentChangedError:
+    return AgentChangedError(
+        session.id,
+        agent_id=agent.id,
+        mode=session.current_mode,
+        session_agent_version=session.agent_version,
+        installed_agent_version=agent.release,
+    )
+
+
+def _optional_text(name: str, value: str | None) -> str | None:
+    if value is not None:
+        _require_text(name, value)
+    return value
+
+
+def _optional_status(value: SessionStatus | str | None) -> SessionStatus | None:
+    if value is None:
+        return None
+    try:
+        return SessionStatus(value)
+    except ValueError:
+        valid = ", ".join(str(s) for s in SessionStatus)
+        raise ValueError(f"status must be one of {valid}, got {value!r}") from None
+
+
+def _optional_time(name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+    return value.astimezone(UTC)
+
+
+def _check_count(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _page_size(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
+    return limit
 
 
 def _entered_from(agent: AgentConfig, mode: str) -> frozenset[str]:

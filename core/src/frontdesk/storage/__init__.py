@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ..errors import StorageError, StorageNotFoundError
+from ..lifecycle import ErasureReport, ListPosition, SessionMigration, SessionQuery, SessionSummary
 from .base import (
     AppendIntent,
     AppendTemplate,
@@ -39,9 +40,14 @@ __all__ = [
     "Capability",
     "Commit",
     "CommitResult",
+    "ErasureReport",
+    "ListPosition",
     "MergeCapturedData",
     "MergeData",
     "NewSession",
+    "SessionMigration",
+    "SessionQuery",
+    "SessionSummary",
     "StateOp",
     "StorageBackend",
     "apply_state_ops",

@@ -69,6 +69,7 @@ def new_session(new: NewSession, now: datetime) -> Session:
         created_at=now,
         updated_at=now,
         last_activity_at=now,
+        agent_version=new.agent_version,
     )
 
 

@@ -20,12 +20,13 @@ class in the `frontdesk.storage` entry-point group, and subclasses the contract 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from attrs import field, frozen
 
 from ..errors import ValidationError
+from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
 from ..models import (
     JSON,
     IntentSeen,
@@ -75,6 +76,7 @@ class NewSession:
     contact_id: str
     current_mode: str
     state: SessionState = field(factory=SessionState)
+    agent_version: str | None = None
 
 
 def _intent(value: object) -> str:
@@ -249,6 +251,55 @@ class StorageBackend(Protocol):
         """Count and token total of the session's turns, computed by the backend.
 
         Raises `SessionNotFoundError` when the session is not in the workspace.
+        """
+        ...
+
+    # -- lifecycle: listing, removal, migration -------------------------------------------
+
+    async def list_sessions(
+        self, workspace_id: str, query: SessionQuery
+    ) -> Sequence[SessionSummary]:
+        """Up to `query.limit` sessions matching `query`, newest activity first.
+
+        Keyset order: `last_activity_at` descending, then id descending; with
+        `query.after`, only sessions strictly after that position in this order.
+        """
+        ...
+
+    async def delete_session(self, workspace_id: str, session_id: str) -> bool:
+        """Delete the session and everything stored with it; False if there was none.
+
+        A write that has not committed when the delete does finds no session
+        (`SessionNotFoundError`): nothing lands after a delete.
+        """
+        ...
+
+    async def purge_sessions(
+        self,
+        workspace_id: str,
+        *,
+        inactive_for: timedelta,
+        status: SessionStatus | None,
+        limit: int,
+    ) -> int:
+        """Delete at most `limit` sessions whose last activity is older than `inactive_for`
+        ago (by the backend's clock), oldest first, optionally only those with `status`;
+        return how many. One short transaction: a session being written is left for the
+        next batch rather than waited for.
+        """
+        ...
+
+    async def erase_contact(self, workspace_id: str, contact_id: str) -> ErasureReport:
+        """Delete every session of `contact_id` in the workspace, with all stored with them."""
+        ...
+
+    async def migrate_session(
+        self, workspace_id: str, session_id: str, migration: SessionMigration
+    ) -> Session:
+        """Apply `migration` as one versioned commit and return the session after it.
+
+        Raises `SessionNotFoundError`, `VersionConflictError` (stale expected version) or
+        `SessionClosedError`; whatever it raises, nothing changed.
         """
         ...
 

@@ -15,12 +15,13 @@ import asyncio
 import copy
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
-from ..errors import SessionNotFoundError
+from ..errors import SessionClosedError, SessionNotFoundError, VersionConflictError
+from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
 from ..models import Session, SessionState, SessionStatus, Turn, TurnStats
 from ._reference import committed, create_outcome, new_session, refuse_commit
 from .base import Capability, Commit, CommitResult, NewSession
@@ -131,6 +132,99 @@ class InMemoryStorage:
         with self._lock:
             record = self._find(workspace_id, session_id)
             return TurnStats(count=len(record.turns), tokens_used=record.tokens_used)
+
+    # -- lifecycle: listing, removal, migration -------------------------------------------
+
+    async def list_sessions(
+        self, workspace_id: str, query: SessionQuery
+    ) -> Sequence[SessionSummary]:
+        await asyncio.sleep(0)
+        with self._lock:
+            found = [
+                record
+                for record in self._records.values()
+                if record.session.workspace_id == workspace_id and query.matches(record.session)
+            ]
+            found.sort(key=lambda r: (r.session.last_activity_at, r.session.id), reverse=True)
+            return [
+                SessionSummary.of(self._read(r), TurnStats(len(r.turns), r.tokens_used))
+                for r in found[: query.limit]
+            ]
+
+    async def delete_session(self, workspace_id: str, session_id: str) -> bool:
+        await asyncio.sleep(0)
+        with self._lock:
+            record = self._lookup(workspace_id, session_id)
+            if record is None:
+                return False
+            self._remove(record)
+            return True
+
+    async def purge_sessions(
+        self,
+        workspace_id: str,
+        *,
+        inactive_for: timedelta,
+        status: SessionStatus | None,
+        limit: int,
+    ) -> int:
+        await asyncio.sleep(0)
+        with self._lock:
+            cutoff = self._clock() - inactive_for
+            old = [
+                record
+                for record in self._records.values()
+                if record.session.workspace_id == workspace_id
+                and record.session.last_activity_at < cutoff
+                and (status is None or record.session.status == status)
+            ]
+            old.sort(key=lambda r: (r.session.last_activity_at, r.session.id))
+            for record in old[:limit]:
+                self._remove(record)
+            return min(len(old), limit)
+
+    async def erase_contact(self, workspace_id: str, contact_id: str) -> ErasureReport:
+        await asyncio.sleep(0)
+        with self._lock:
+            found = [
+                record
+                for record in self._records.values()
+                if record.session.workspace_id == workspace_id
+                and record.session.contact_id == contact_id
+            ]
+            for record in found:
+                self._remove(record)
+            return ErasureReport(
+                sessions=len(found), turns=sum(len(record.turns) for record in found)
+            )
+
+    async def migrate_session(
+        self, workspace_id: str, session_id: str, migration: SessionMigration
+    ) -> Session:
+        await asyncio.sleep(0)
+        with self._lock:
+            record = self._find(workspace_id, session_id)
+            current = record.session
+            if current.status != SessionStatus.ACTIVE:
+                raise SessionClosedError(session_id, current.status)
+            if migration.expected_version != current.version:
+                raise VersionConflictError(session_id, migration.expected_version, current.version)
+            record.session = attrs.evolve(
+                current,
+                version=current.version + 1,
+                current_mode=migration.current_mode,
+                agent_version=migration.agent_version,
+                updated_at=max(self._clock(), current.updated_at),
+            )
+            record.state = _own(migration.state)
+            return self._read(record)
+
+    def _remove(self, record: _Record) -> None:
+        session = record.session
+        del self._records[session.id]
+        key = (session.workspace_id, session.conversation_id, session.agent_id)
+        if self._active.get(key) == session.id:
+            del self._active[key]
 
     async def aclose(self) -> None:
         """Nothing to release; the data stays readable until the object is dropped."""

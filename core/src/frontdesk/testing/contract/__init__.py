@@ -9,7 +9,7 @@ declare in `capabilities` are skipped, with the reason shown.
 
 Concurrency is real: `concurrency` tasks (a class attribute) hit one session at once.
 The clauses live in one module per concern (`sessions`, `versions`, `state`, `turns`,
-`commits`, `status`, `workspaces`, `threads`); this class gathers them.
+`commits`, `status`, `workspaces`, `threads`, `lifecycle`); this class gathers them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 
 from ._base import ContractBase, requires
 from .commits import CommitContract
+from .lifecycle import LifecycleContract
 from .sessions import SessionContract
 from .state import StateContract
 from .status import StatusContract
@@ -39,6 +40,7 @@ class StorageContractTests(
     StatusContract,
     WorkspaceContract,
     ThreadContract,
+    LifecycleContract,
     ContractBase,
 ):
     """The contract every `StorageBackend` must pass. Provide a `storage` fixture."""
