@@ -19,7 +19,7 @@ import asyncio
 import attrs
 import pytest
 
-from frontdesk.storage import Commit
+from frontdesk.storage import Commit, ErasureReport, ListPosition
 from frontdesk.storage.memory import InMemoryStorage
 from frontdesk.testing import StorageContractTests
 
@@ -56,6 +56,84 @@ class LeaksAcrossWorkspaces(InMemoryStorage):
     async def get_session(self, workspace_id, session_id):
         record = self._records.get(session_id)
         return None if record is None else self._read(record)
+
+
+class PagesByOffset(InMemoryStorage):
+    """Pages with OFFSET: remembers how many rows each page ended after, then skips that many."""
+
+    def __init__(self):
+        super().__init__()
+        self._offsets = {}
+
+    async def list_sessions(self, workspace_id, query):
+        everything = await super().list_sessions(
+            workspace_id, attrs.evolve(query, after=None, limit=10**6)
+        )
+        offset = self._offsets.get(query.after, 0) if query.after is not None else 0
+        page = list(everything[offset : offset + query.limit])
+        if page:
+            last = page[min(len(page), query.limit - 1) - 1]
+            self._offsets[ListPosition(last.last_activity_at, last.id)] = offset + len(page) - 1
+        return page
+
+
+class WritesAfterDelete(InMemoryStorage):
+    """Deletes by hiding: reads miss the session, but writes to it still land."""
+
+    def __init__(self):
+        super().__init__()
+        self._hidden = set()
+
+    async def delete_session(self, workspace_id, session_id):
+        if session_id in self._hidden or await self.get_session(workspace_id, session_id) is None:
+            return False
+        self._hidden.add(session_id)
+        record = self._records[session_id]
+        key = (workspace_id, record.session.conversation_id, record.session.agent_id)
+        self._active.pop(key, None)
+        return True
+
+    async def get_session(self, workspace_id, session_id):
+        if session_id in self._hidden:
+            return None
+        return await super().get_session(workspace_id, session_id)
+
+    async def list_sessions(self, workspace_id, query):
+        found = await super().list_sessions(workspace_id, query)
+        return [item for item in found if item.id not in self._hidden]
+
+
+class ErasesOnlyActive(InMemoryStorage):
+    """Forgets the contact's closed sessions."""
+
+    async def erase_contact(self, workspace_id, contact_id):
+        found = [
+            r for r in self._records.values()
+            if r.session.workspace_id == workspace_id
+            and r.session.contact_id == contact_id
+            and r.session.is_active
+        ]
+        for record in found:
+            self._remove(record)
+        return ErasureReport(len(found), sum(len(r.turns) for r in found))
+
+
+class TestPagesByOffset(StorageContractTests):
+    @pytest.fixture
+    def storage(self):
+        return PagesByOffset()
+
+
+class TestWritesAfterDelete(StorageContractTests):
+    @pytest.fixture
+    def storage(self):
+        return WritesAfterDelete()
+
+
+class TestErasesOnlyActive(StorageContractTests):
+    @pytest.fixture
+    def storage(self):
+        return ErasesOnlyActive()
 
 
 class TestIgnoresVersions(StorageContractTests):
@@ -146,6 +224,20 @@ def test_suite_catches_read_modify_write_helpers(outcomes: dict[str, str]) -> No
 
 def test_suite_catches_a_workspace_leak(outcomes: dict[str, str]) -> None:
     assert failed(outcomes, "TestLeaksAcrossWorkspaces") == {"test_workspaces_are_isolated"}
+
+
+def test_suite_catches_offset_pagination(outcomes: dict[str, str]) -> None:
+    assert failed(outcomes, "TestPagesByOffset") == {"test_listing_while_others_write"}
+
+
+def test_suite_catches_a_write_landing_after_delete(outcomes: dict[str, str]) -> None:
+    assert "test_no_write_lands_after_delete" in failed(outcomes, "TestWritesAfterDelete")
+
+
+def test_suite_catches_an_incomplete_erasure(outcomes: dict[str, str]) -> None:
+    assert failed(outcomes, "TestErasesOnlyActive") == {
+        "test_erase_contact_removes_everything_of_the_contact"
+    }
 
 
 def test_guard_catches_an_override_without_reason(outcomes: dict[str, str]) -> None:

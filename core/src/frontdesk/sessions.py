@@ -520,8 +520,13 @@ class SessionManager:
 
             removed = await manager.purge(inactive_for=timedelta(days=30), status="closed")
         """
-        if not isinstance(inactive_for, timedelta) or inactive_for < timedelta(0):
-            raise ValueError(f"inactive_for must be a timedelta >= 0, got {inactive_for!r}")
+        if not isinstance(inactive_for, timedelta) or not (
+            timedelta(0) <= inactive_for <= MAX_INACTIVE_FOR
+        ):
+            raise ValueError(
+                f"inactive_for must be a timedelta from 0 to {MAX_INACTIVE_FOR.days} days, "
+                f"got {inactive_for!r}"
+            )
         chosen = _optional_status(status)
         if limit is not None:
             _check_count("limit", limit, minimum=0)
@@ -727,6 +732,9 @@ class SessionManager:
             modes=agent.states.modes if agent else None,
         )
 
+
+MAX_INACTIVE_FOR = timedelta(days=36500)
+"""The longest `inactive_for` of `purge` (about a century: any longer purges nothing)."""
 
 MIGRATIONS_KEY = "frontdesk.migrations"
 """The key of `state.data` where each migration of a session is recorded."""

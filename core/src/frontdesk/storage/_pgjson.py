@@ -22,7 +22,17 @@ from ..errors import (
     TurnNumberConflictError,
     VersionConflictError,
 )
-from ..models import NewTurn, Role, Session, SessionState, SessionStatus, ToolCall, Turn
+from ..lifecycle import SessionSummary
+from ..models import (
+    NewTurn,
+    Role,
+    Session,
+    SessionState,
+    SessionStatus,
+    ToolCall,
+    Turn,
+    TurnStats,
+)
 from .base import AppendIntent, AppendTemplate, MergeCapturedData, MergeData, StateOp
 
 __all__ = [
@@ -31,6 +41,7 @@ __all__ = [
     "op_json",
     "raised_error",
     "session_from_json",
+    "summary_from_json",
     "turn_from_json",
 ]
 
@@ -125,7 +136,14 @@ def session_from_json(data: Mapping[str, Any]) -> Session:
         created_at=datetime.fromisoformat(data["created_at"]),
         updated_at=datetime.fromisoformat(data["updated_at"]),
         last_activity_at=datetime.fromisoformat(data["last_activity_at"]),
+        agent_version=data.get("agent_version"),
     )
+
+
+def summary_from_json(data: Mapping[str, Any]) -> SessionSummary:
+    """A listing item: the session's JSON plus `turn_count` and `tokens_used`."""
+    stats = TurnStats(count=int(data["turn_count"]), tokens_used=int(data["tokens_used"]))
+    return SessionSummary.of(session_from_json(data), stats)
 
 
 def turn_from_json(data: Mapping[str, Any]) -> Turn:

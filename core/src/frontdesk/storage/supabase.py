@@ -45,6 +45,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,13 +53,20 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions, SupabaseException, acreate_client
 
-from ..errors import SessionNotFoundError, StorageError, StorageUnavailableError
-from ..models import Session, Turn, TurnStats
+from ..errors import (
+    InvalidCursorError,
+    SessionNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+)
+from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
+from ..models import Session, SessionStatus, Turn, TurnStats
 from ._pgjson import is_uuid as _is_uuid
 from ._pgjson import new_turn_json as _new_turn_json
 from ._pgjson import op_json as _op_json
 from ._pgjson import raised_error
 from ._pgjson import session_from_json as _session
+from ._pgjson import summary_from_json as _summary
 from ._pgjson import turn_from_json as _turn
 from ._sqlstate import Phase, classify
 from .base import Commit, CommitResult, NewSession
@@ -176,6 +184,7 @@ class SupabaseStorage:
                 "p_current_mode": new.current_mode,
                 "p_state": new.state.to_json(),
                 "p_return_existing": return_existing,
+                "p_agent_version": new.agent_version,
             },
             session_id=new.id,
             extra={"conversation_id": new.conversation_id, "agent_id": new.agent_id},
@@ -264,6 +273,86 @@ class SupabaseStorage:
             read=True,
         )
         return TurnStats(count=int(data["count"]), tokens_used=int(data["tokens_used"]))
+
+    # -- lifecycle: listing, removal, migration -------------------------------------------
+
+    async def list_sessions(
+        self, workspace_id: str, query: SessionQuery
+    ) -> Sequence[SessionSummary]:
+        params: dict[str, Any] = {"p_workspace_id": workspace_id, "p_limit": query.limit}
+        optional = {
+            "p_agent_id": query.agent_id,
+            "p_status": str(query.status) if query.status is not None else None,
+            "p_mode": query.mode,
+            "p_contact_id": query.contact_id,
+            "p_conversation_id": query.conversation_id,
+            "p_updated_after": _iso(query.updated_after),
+            "p_updated_before": _iso(query.updated_before),
+        }
+        if query.after is not None:
+            if not _is_uuid(query.after.session_id):
+                raise InvalidCursorError(query.after.session_id, "it names no session id")
+            optional["p_after_activity"] = _iso(query.after.last_activity_at)
+            optional["p_after_id"] = query.after.session_id
+        params.update({name: value for name, value in optional.items() if value is not None})
+        data = await self._rpc("frontdesk_list_sessions", params, read=True)
+        return [_summary(item) for item in data]
+
+    async def delete_session(self, workspace_id: str, session_id: str) -> bool:
+        if not _is_uuid(session_id):
+            return False
+        data = await self._rpc(
+            "frontdesk_delete_session",
+            {"p_workspace_id": workspace_id, "p_session_id": session_id},
+            session_id=session_id,
+        )
+        return bool(data)
+
+    async def purge_sessions(
+        self,
+        workspace_id: str,
+        *,
+        inactive_for: timedelta,
+        status: SessionStatus | None,
+        limit: int,
+    ) -> int:
+        params: dict[str, Any] = {
+            "p_workspace_id": workspace_id,
+            "p_inactive_seconds": inactive_for.total_seconds(),
+            "p_limit": limit,
+        }
+        if status is not None:
+            params["p_status"] = str(status)
+        return int(await self._rpc("frontdesk_purge_sessions", params))
+
+    async def erase_contact(self, workspace_id: str, contact_id: str) -> ErasureReport:
+        data = await self._rpc(
+            "frontdesk_erase_contact",
+            {"p_workspace_id": workspace_id, "p_contact_id": contact_id},
+        )
+        return ErasureReport(sessions=int(data["sessions"]), turns=int(data["turns"]))
+
+    async def migrate_session(
+        self, workspace_id: str, session_id: str, migration: SessionMigration
+    ) -> Session:
+        if not _is_uuid(session_id):
+            raise SessionNotFoundError(session_id)
+        params: dict[str, Any] = {
+            "p_workspace_id": workspace_id,
+            "p_session_id": session_id,
+            "p_expected_version": migration.expected_version,
+            "p_current_mode": migration.current_mode,
+            "p_state": migration.state.to_json(),
+        }
+        if migration.agent_version is not None:
+            params["p_agent_version"] = migration.agent_version
+        data = await self._rpc(
+            "frontdesk_migrate_session",
+            params,
+            session_id=session_id,
+            extra={"expected_version": migration.expected_version},
+        )
+        return _session(data)
 
     async def health(self) -> dict[str, Any]:
         """What the database reports about itself (schema version, row-level security)."""
@@ -484,3 +573,7 @@ def _detail(details: object) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     return parsed if isinstance(parsed, dict) else {}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

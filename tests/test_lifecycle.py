@@ -1,0 +1,247 @@
+"""The session lifecycle through the manager: versions, migrations, hooks, argument checks.
+
+The storage side (listing, deleting, purging, erasing on every backend) is the contract
+suite's lifecycle module; these tests cover what the manager and the registry add.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from frontdesk import (
+    AgentChangedError,
+    AgentConfig,
+    AgentRegistry,
+    InMemoryStorage,
+    InvalidAgentConfigError,
+    InvalidCursorError,
+    InvalidTransitionError,
+    SessionChange,
+    SessionManager,
+    SessionPage,
+    SessionSummary,
+)
+from frontdesk.sessions import MIGRATIONS_KEY
+from frontdesk.storage import MergeData
+from frontdesk.testing import TEST_AGENT_ID, make_test_agent
+
+from .conftest import DistributionMaker
+
+V2_STATES = attrs.evolve(
+    make_test_agent().states,
+    modes=("greeting", "gathering", "confirming", "done"),
+    transitions={
+        "greeting": ("gathering",),
+        "gathering": ("confirming",),
+        "confirming": ("gathering", "done"),
+    },
+)
+
+MIGRATING_PACKAGE = """
+from frontdesk import SessionChange, hookimpl
+from frontdesk.storage import MergeData
+from frontdesk.testing import make_test_agent
+import attrs
+
+STATES = attrs.evolve(
+    make_test_agent().states,
+    modes=("greeting", "gathering", "confirming", "done"),
+    transitions={"greeting": ("gathering",), "gathering": ("confirming",),
+                 "confirming": ("gathering", "done")},
+)
+
+@hookimpl
+def register_agents():
+    return [make_test_agent(states=STATES)]
+
+@hookimpl
+def migrate_session(agent, session):
+    if session.current_mode in agent.states.modes:
+        return None
+    return SessionChange(current_mode="gathering", state_ops=[MergeData({"migrated": True})])
+"""
+
+
+@pytest.fixture
+def registry() -> AgentRegistry:
+    registry = AgentRegistry()
+    registry.register(make_test_agent(version="1.0"))
+    return registry
+
+
+@pytest.fixture
+def manager(registry: AgentRegistry) -> SessionManager:
+    return SessionManager(InMemoryStorage(), workspace_id="acme", registry=registry)
+
+
+async def _collecting_session(manager: SessionManager) -> str:
+    session = await manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    await manager.update_session_with_version(session.id, 1, current_mode="collecting")
+    return session.id
+
+
+# -- agent versions --------------------------------------------------------------------------
+
+
+def test_config_version_is_validated_and_round_trips() -> None:
+    agent = make_test_agent(version="2.1.0")
+    assert agent.release == "2.1.0"
+    assert AgentConfig.from_dict(agent.to_dict()) == agent
+    assert "version" not in make_test_agent().to_dict()
+    assert make_test_agent().release is None
+    with pytest.raises(InvalidAgentConfigError, match="version"):
+        make_test_agent(version="")
+    with pytest.raises(InvalidAgentConfigError, match="version"):
+        make_test_agent(version="x" * 65)
+
+
+def test_distribution_version_is_the_release_unless_the_config_sets_one(
+    make_distribution: DistributionMaker,
+) -> None:
+    make_distribution(
+        "frontdesk-migrating",
+        version="3.4",
+        modules={"migrating_agents": MIGRATING_PACKAGE},
+        agents={"migrating": "migrating_agents"},
+    )
+    registry = AgentRegistry()
+    registry.discover()
+    assert registry.get(TEST_AGENT_ID).release == "3.4"
+
+
+# -- migrations ------------------------------------------------------------------------------
+
+
+async def test_changed_agent_without_hook_refuses_and_writes_nothing(
+    manager: SessionManager, registry: AgentRegistry
+) -> None:
+    session_id = await _collecting_session(manager)
+    before = await manager.get_session(session_id)
+    registry.register(make_test_agent(version="2.0", states=V2_STATES), replace=True)
+    with pytest.raises(AgentChangedError) as excinfo:
+        await manager.update_session_with_version(session_id, 2, current_mode="confirming")
+    assert excinfo.value.mode == "collecting"
+    assert excinfo.value.session_agent_version == "1.0"
+    assert excinfo.value.installed_agent_version == "2.0"
+    with pytest.raises(AgentChangedError):
+        await manager.migrate_session(session_id)
+    assert await manager.get_session(session_id) == before
+    # Writes that do not move the session still work on the old mode.
+    await manager.add_turn(session_id, role="user", content="still here")
+
+
+async def test_plain_refusals_stay_invalid_transitions(manager: SessionManager) -> None:
+    session_id = await _collecting_session(manager)
+    with pytest.raises(InvalidTransitionError) as excinfo:
+        await manager.update_session_with_version(session_id, 2, current_mode="done")
+    assert not isinstance(excinfo.value, AgentChangedError)
+
+
+async def test_explicit_migration_records_itself(
+    manager: SessionManager, registry: AgentRegistry
+) -> None:
+    session_id = await _collecting_session(manager)
+
+    def migrate(agent: AgentConfig, session: object) -> SessionChange:
+        return SessionChange(current_mode="gathering", state_ops=[MergeData({"v": 2})])
+
+    registry.register(
+        make_test_agent(version="2.0", states=V2_STATES), replace=True, migrate=migrate
+    )
+    migrated = await manager.migrate_session(session_id)
+    assert migrated.version == 3
+    assert (migrated.current_mode, migrated.agent_version) == ("gathering", "2.0")
+    assert migrated.state.data["v"] == 2
+    (record,) = migrated.state.data[MIGRATIONS_KEY]
+    assert (record["from"], record["to"], record["from_mode"]) == ("1.0", "2.0", "collecting")
+    assert await manager.migrate_session(session_id) == migrated, "nothing left to migrate"
+
+
+async def test_hook_from_an_installed_package_migrates_its_sessions(
+    make_distribution: DistributionMaker,
+) -> None:
+    make_distribution(
+        "frontdesk-migrating",
+        version="2.0",
+        modules={"migrating_agents": MIGRATING_PACKAGE},
+        agents={"migrating": "migrating_agents"},
+    )
+    registry = AgentRegistry()
+    registry.register(make_test_agent(version="1.0"))
+    storage = InMemoryStorage()
+    old = SessionManager(storage, workspace_id="acme", registry=registry)
+    session_id = await _collecting_session(old)
+    registry.unregister(TEST_AGENT_ID)
+    registry.discover()  # the upgrade: now the package's 2.0 serves the agent
+    new = SessionManager(storage, workspace_id="acme", registry=registry)
+    result = await new.commit(
+        session_id, SessionChange(current_mode="confirming"), expected_version=None
+    )
+    assert result.session.current_mode == "confirming"
+    assert result.session.agent_version == "2.0"
+    assert result.session.state.data["migrated"] is True
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (SessionChange(current_mode="nowhere"), InvalidTransitionError),
+        (SessionChange(status="closed"), ValueError),
+        ("gathering", TypeError),
+    ],
+    ids=["unknown-mode", "status", "not-a-change"],
+)
+async def test_bad_migrations_are_refused(
+    manager: SessionManager, registry: AgentRegistry, change: object, error: type[Exception]
+) -> None:
+    session_id = await _collecting_session(manager)
+    before = await manager.get_session(session_id)
+    registry.register(
+        make_test_agent(version="2.0", states=V2_STATES),
+        replace=True,
+        migrate=lambda agent, session: change,  # type: ignore[arg-type,return-value]
+    )
+    with pytest.raises(error):
+        await manager.migrate_session(session_id)
+    assert await manager.get_session(session_id) == before
+
+
+# -- arguments -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"inactive_for": timedelta(days=-1)},
+        {"inactive_for": 30},
+        {"inactive_for": timedelta(days=40000)},
+        {"inactive_for": timedelta(days=1), "status": "gone"},
+        {"inactive_for": timedelta(days=1), "limit": -1},
+        {"inactive_for": timedelta(days=1), "batch_size": 0},
+    ],
+    ids=["negative", "not-timedelta", "too-long", "status", "limit", "batch"],
+)
+async def test_purge_refuses_bad_arguments(
+    manager: SessionManager, kwargs: dict[str, object]
+) -> None:
+    with pytest.raises(ValueError, match=r"inactive_for|status|limit|batch_size"):
+        await manager.purge(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_page_values(manager: SessionManager) -> None:
+    await manager.create_session(agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u")
+    page = await manager.list_sessions()
+    assert isinstance(page, SessionPage)
+    assert isinstance(page.items[0], SessionSummary)
+    assert page.items[0].agent_version == "1.0"
+    with pytest.raises(InvalidCursorError) as excinfo:
+        await manager.list_sessions(cursor="not-a-cursor")
+    assert isinstance(excinfo.value, ValueError)
+    for name in ("erase_contact", "delete_session"):
+        with pytest.raises(ValueError, match="must be a non-empty string"):
+            await getattr(manager, name)("")
