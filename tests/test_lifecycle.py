@@ -23,6 +23,7 @@ from frontdesk import (
     SessionManager,
     SessionPage,
     SessionSummary,
+    ValidationError,
 )
 from frontdesk.sessions import MIGRATIONS_KEY
 from frontdesk.storage import MergeData
@@ -191,8 +192,8 @@ async def test_hook_from_an_installed_package_migrates_its_sessions(
     ("change", "error"),
     [
         (SessionChange(current_mode="nowhere"), InvalidTransitionError),
-        (SessionChange(status="closed"), ValueError),
-        ("gathering", TypeError),
+        (SessionChange(status="closed"), ValidationError),
+        ("gathering", ValidationError),
     ],
     ids=["unknown-mode", "status", "not-a-change"],
 )

@@ -476,14 +476,15 @@ class SessionManager:
                 page = await manager.list_sessions(status="active", cursor=page.next_cursor)
         """
         query = SessionQuery(
-            agent_id=_optional_text("agent_id", agent_id),
+            agent_id=check_optional_id("agent_id", agent_id),
             status=_optional_status(status),
-            mode=_optional_text("mode", mode),
-            contact_id=_optional_text("contact_id", contact_id),
-            conversation_id=_optional_text("conversation_id", conversation_id),
+            mode=check_optional_id("mode", mode),
+            contact_id=check_optional_id("contact_id", contact_id),
+            conversation_id=check_optional_id("conversation_id", conversation_id),
             updated_after=_optional_time("updated_after", updated_after),
             updated_before=_optional_time("updated_before", updated_before),
-            limit=_page_size(limit) + 1,  # one more tells whether a next page exists
+            # One more than asked for tells whether a next page exists.
+            limit=check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE) + 1,
         )
         if cursor is not None:
             position = decode_cursor(cursor, self.workspace_id, query)
@@ -501,7 +502,7 @@ class SessionManager:
         A write to it afterwards, even one racing with the delete, raises
         `SessionNotFoundError`: nothing lands after a delete.
         """
-        _require_text("session_id", session_id)
+        check_id("session_id", session_id)
         return await self.storage.delete_session(self.workspace_id, session_id)
 
     async def purge(
@@ -523,14 +524,14 @@ class SessionManager:
         if not isinstance(inactive_for, timedelta) or not (
             timedelta(0) <= inactive_for <= MAX_INACTIVE_FOR
         ):
-            raise ValueError(
-                f"inactive_for must be a timedelta from 0 to {MAX_INACTIVE_FOR.days} days, "
-                f"got {inactive_for!r}"
+            raise ValidationError(
+                "inactive_for",
+                f"must be a timedelta from 0 to {MAX_INACTIVE_FOR.days} days, got {inactive_for!r}",
+                limit=f"0..{MAX_INACTIVE_FOR.days} days",
             )
         chosen = _optional_status(status)
-        if limit is not None:
-            _check_count("limit", limit, minimum=0)
-        _check_count("batch_size", batch_size, minimum=1)
+        check_optional_int("limit", limit, minimum=0)
+        check_int("batch_size", batch_size, minimum=1, maximum=MAX_PAGE_SIZE)
         removed = 0
         while limit is None or removed < limit:
             wanted = batch_size if limit is None else min(batch_size, limit - removed)
@@ -548,7 +549,7 @@ class SessionManager:
         Every session of `contact_id` (any agent, conversation or status) goes, with its
         turns and everything stored with them. Returns what was removed.
         """
-        _require_text("contact_id", contact_id)
+        check_id("contact_id", contact_id)
         return await self.storage.erase_contact(self.workspace_id, contact_id)
 
     async def migrate_session(self, session_id: str) -> Session:
@@ -574,14 +575,16 @@ class SessionManager:
         self, session: Session, agent: AgentConfig, change: SessionChange
     ) -> Session:
         if not isinstance(change, SessionChange):
-            raise TypeError(
-                f"migrate_session of agent {agent.id!r} must return a SessionChange or None, "
-                f"got {type(change).__name__}"
+            raise ValidationError(
+                "migrate_session",
+                f"the hook of agent {agent.id!r} must return a SessionChange or None, "
+                f"got {type(change).__name__}",
             )
         if change.turns or change.status is not None or change.last_activity_at is not None:
-            raise ValueError(
-                f"migrate_session of agent {agent.id!r} may change only current_mode and "
-                "state (state_ops); it returned turns, a status or an activity time"
+            raise ValidationError(
+                "migrate_session",
+                f"the hook of agent {agent.id!r} may change only current_mode and state "
+                "(state_ops); it returned turns, a status or an activity time",
             )
         mode = change.current_mode if change.current_mode is not None else session.current_mode
         if mode not in agent.states.modes:
@@ -605,7 +608,7 @@ class SessionManager:
         history = state.data.get(MIGRATIONS_KEY)
         history = [*history, record] if isinstance(history, list) else [record]
         state = attrs.evolve(state, data={**state.data, MIGRATIONS_KEY: history})
-        check_portable(state.to_json(), "state")
+        _check_state("state", state)
         migration = SessionMigration(
             expected_version=session.version,
             agent_version=agent.release,
@@ -750,39 +753,8 @@ def _agent_changed(session: Session, agent: AgentConfig) -> AgentChangedError:
     )
 
 
-def _optional_text(name: str, value: str | None) -> str | None:
-    if value is not None:
-        _require_text(name, value)
-    return value
-
-
-def _optional_status(value: SessionStatus | str | None) -> SessionStatus | None:
-    if value is None:
-        return None
-    try:
-        return SessionStatus(value)
-    except ValueError:
-        valid = ", ".join(str(s) for s in SessionStatus)
-        raise ValueError(f"status must be one of {valid}, got {value!r}") from None
-
-
-def _optional_time(name: str, value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
-    return value.astimezone(UTC)
-
-
-def _check_count(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _page_size(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValueError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
-    return limit
+def _optional_time(name: str, value: object) -> datetime | None:
+    return None if value is None else check_datetime(name, value)
 
 
 def _entered_from(agent: AgentConfig, mode: str) -> frozenset[str]:
