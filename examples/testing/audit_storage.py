@@ -8,9 +8,18 @@ so that `open_storage("audited")` and FRONTDESK_STORAGE=audited find it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
-from frontdesk.models import Session, Turn, TurnStats
-from frontdesk.storage import Commit, CommitResult, NewSession
+from frontdesk.models import Session, SessionStatus, Turn, TurnStats
+from frontdesk.storage import (
+    Commit,
+    CommitResult,
+    ErasureReport,
+    NewSession,
+    SessionMigration,
+    SessionQuery,
+    SessionSummary,
+)
 from frontdesk.storage.memory import InMemoryStorage
 
 
@@ -50,6 +59,44 @@ class AuditedStorage:
 
     async def turn_stats(self, workspace_id: str, session_id: str) -> TurnStats:
         return await self._inner.turn_stats(workspace_id, session_id)
+
+    async def list_sessions(
+        self, workspace_id: str, query: SessionQuery
+    ) -> Sequence[SessionSummary]:
+        return await self._inner.list_sessions(workspace_id, query)
+
+    async def delete_session(self, workspace_id: str, session_id: str) -> bool:
+        deleted = await self._inner.delete_session(workspace_id, session_id)
+        if deleted:
+            self.audit_log.append(("delete", session_id))
+        return deleted
+
+    async def purge_sessions(
+        self,
+        workspace_id: str,
+        *,
+        inactive_for: timedelta,
+        status: SessionStatus | None,
+        limit: int,
+    ) -> int:
+        removed = await self._inner.purge_sessions(
+            workspace_id, inactive_for=inactive_for, status=status, limit=limit
+        )
+        self.audit_log.append(("purge", f"{removed} sessions"))
+        return removed
+
+    async def erase_contact(self, workspace_id: str, contact_id: str) -> ErasureReport:
+        report = await self._inner.erase_contact(workspace_id, contact_id)
+        # The log keeps that an erasure happened, never who it was about.
+        self.audit_log.append(("erase_contact", f"{report.sessions} sessions"))
+        return report
+
+    async def migrate_session(
+        self, workspace_id: str, session_id: str, migration: SessionMigration
+    ) -> Session:
+        session = await self._inner.migrate_session(workspace_id, session_id, migration)
+        self.audit_log.append(("migrate", session_id))
+        return session
 
     async def aclose(self) -> None:
         await self._inner.aclose()
