@@ -6,15 +6,19 @@ suite's lifecycle module; these tests cover what the manager and the registry ad
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
 import attrs
+import psycopg
 import pytest
 
 from frontdesk import (
     AgentChangedError,
     AgentConfig,
     AgentRegistry,
+    ErasureReport,
     InMemoryStorage,
     InvalidAgentConfigError,
     InvalidCursorError,
@@ -27,9 +31,16 @@ from frontdesk import (
 )
 from frontdesk.sessions import MIGRATIONS_KEY
 from frontdesk.storage import MergeData
+from frontdesk.storage import sqlite as sqlite_module
+from frontdesk.storage.migrations import apply_migrations, migrations
+from frontdesk.storage.postgres import PostgresStorage
+from frontdesk.storage.sqlite import SQLiteStorage
 from frontdesk.testing import TEST_AGENT_ID, make_test_agent
+from tests.support.postgres import create_app_database
 
 from .conftest import DistributionMaker
+
+OLD_ID = "7a1e3c52-0d4b-4a57-9a55-1f6f8c1b2e10"
 
 V2_STATES = attrs.evolve(
     make_test_agent().states,
@@ -246,3 +257,105 @@ async def test_page_values(manager: SessionManager) -> None:
     for name in ("erase_contact", "delete_session"):
         with pytest.raises(ValueError, match="must be a non-empty string"):
             await getattr(manager, name)("")
+
+
+# -- upgrading stores that hold sessions -----------------------------------------------------
+
+
+async def test_sqlite_file_of_schema_1_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(sqlite_module._SCHEMA)  # what frontdesk wrote before the lifecycle
+        conn.execute(
+            "insert into agent_sessions values (?, 'acme', ?, 'c', 'u', 3, 'active', 'greeting',"
+            " '{}', 2, 7, ?, ?, ?)",
+            (OLD_ID, TEST_AGENT_ID, *["2024-01-01T00:00:00.000000+00:00"] * 3),
+        )
+        conn.execute("pragma user_version = 1")
+    storage = SQLiteStorage(path)
+    try:
+        registry = AgentRegistry()
+        registry.register(make_test_agent())
+        manager = SessionManager(storage, workspace_id="acme", registry=registry)
+        (item,) = (await manager.list_sessions()).items
+        assert (item.id, item.agent_version, item.turn_count, item.tokens_used) == (
+            OLD_ID,
+            None,
+            2,
+            7,
+        )
+        assert await manager.purge(inactive_for=timedelta(days=1)) == 1
+    finally:
+        await storage.aclose()
+
+
+async def test_postgres_database_at_0001_is_upgraded_keeping_its_sessions(
+    plain_postgres_dsn: str,
+) -> None:
+    first, *rest = migrations()
+    with create_app_database(plain_postgres_dsn) as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(first.sql.encode())
+            conn.execute(
+                "create table public.frontdesk_migrations (name text primary key,"
+                " applied_at timestamptz not null default now())"
+            )
+            conn.execute(
+                "insert into public.frontdesk_migrations (name) values (%s)", (first.name,)
+            )
+            conn.execute(
+                "select public.frontdesk_create_session(%s, 'acme', %s, 'c', 'u', 'greeting')",
+                (OLD_ID, TEST_AGENT_ID),
+            )
+        assert apply_migrations(dsn) == [m.name for m in rest]
+        storage = await PostgresStorage.connect(dsn, max_size=2)
+        try:
+            registry = AgentRegistry()
+            registry.register(make_test_agent(version="2.0"))
+            manager = SessionManager(storage, workspace_id="acme", registry=registry)
+            (item,) = (await manager.list_sessions(agent_id=TEST_AGENT_ID)).items
+            assert (item.id, item.agent_version) == (OLD_ID, None)
+            new = await manager.create_session(
+                agent_id=TEST_AGENT_ID, conversation_id="c2", contact_id="u"
+            )
+            assert new.agent_version == "2.0"
+            assert await manager.erase_contact("u") == ErasureReport(sessions=2, turns=0)
+        finally:
+            await storage.aclose()
+
+
+async def test_each_lifecycle_operation_is_one_statement(plain_postgres_dsn: str) -> None:
+    with create_app_database(plain_postgres_dsn) as dsn:
+        apply_migrations(dsn)
+        storage = await PostgresStorage.connect(dsn, max_size=2)
+        try:
+            registry = AgentRegistry()
+            registry.register(make_test_agent())
+            manager = SessionManager(storage, workspace_id="acme", registry=registry)
+            for i in range(3):
+                await manager.create_session(
+                    agent_id=TEST_AGENT_ID, conversation_id=f"c{i}", contact_id="u"
+                )
+            calls: list[str] = []
+            original = psycopg.AsyncConnection.execute
+
+            async def counting(self, query, params=None, **kwargs):  # type: ignore[no-untyped-def]
+                calls.append(str(query))
+                return await original(self, query, params, **kwargs)
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(psycopg.AsyncConnection, "execute", counting)
+                page = await manager.list_sessions(limit=2, status="active")
+                await manager.list_sessions(limit=2, status="active", cursor=page.next_cursor)
+                await manager.delete_session(page.items[0].id)
+                await manager.purge(inactive_for=timedelta(days=1))
+                await manager.erase_contact("u")
+            assert [call.split("(")[0] for call in calls] == [
+                "select public.frontdesk_list_sessions",
+                "select public.frontdesk_list_sessions",
+                "select public.frontdesk_delete_session",
+                "select public.frontdesk_purge_sessions",
+                "select public.frontdesk_erase_contact",
+            ]
+        finally:
+            await storage.aclose()

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import (
     ConflictError,
+    InvalidCursorError,
     InvalidTransitionError,
     SessionAlreadyActiveError,
     SessionClosedError,
@@ -22,7 +23,7 @@ from ..errors import (
     TurnNumberConflictError,
     VersionConflictError,
 )
-from ..lifecycle import SessionSummary
+from ..lifecycle import SessionMigration, SessionQuery, SessionSummary
 from ..models import (
     NewTurn,
     Role,
@@ -37,6 +38,8 @@ from .base import AppendIntent, AppendTemplate, MergeCapturedData, MergeData, St
 
 __all__ = [
     "is_uuid",
+    "list_sessions_params",
+    "migrate_session_params",
     "new_turn_json",
     "op_json",
     "raised_error",
@@ -161,3 +164,40 @@ def turn_from_json(data: Mapping[str, Any]) -> Turn:
         tokens_used=int(data["tokens_used"]),
         created_at=datetime.fromisoformat(data["created_at"]),
     )
+
+
+def list_sessions_params(workspace_id: str, query: SessionQuery) -> dict[str, Any]:
+    """The arguments of `frontdesk_list_sessions` (filters not set are left out: NULL)."""
+    params: dict[str, Any] = {"p_workspace_id": workspace_id, "p_limit": query.limit}
+    optional: dict[str, Any] = {
+        "p_agent_id": query.agent_id,
+        "p_status": str(query.status) if query.status is not None else None,
+        "p_mode": query.mode,
+        "p_contact_id": query.contact_id,
+        "p_conversation_id": query.conversation_id,
+        "p_updated_after": query.updated_after,
+        "p_updated_before": query.updated_before,
+    }
+    if query.after is not None:
+        if not is_uuid(query.after.session_id):
+            raise InvalidCursorError(query.after.session_id, "it names no session id")
+        optional["p_after_activity"] = query.after.last_activity_at
+        optional["p_after_id"] = query.after.session_id
+    params.update({name: value for name, value in optional.items() if value is not None})
+    return params
+
+
+def migrate_session_params(
+    workspace_id: str, session_id: str, migration: SessionMigration
+) -> dict[str, Any]:
+    """The arguments of `frontdesk_migrate_session`."""
+    params: dict[str, Any] = {
+        "p_workspace_id": workspace_id,
+        "p_session_id": session_id,
+        "p_expected_version": migration.expected_version,
+        "p_current_mode": migration.current_mode,
+        "p_state": migration.state.to_json(),
+    }
+    if migration.agent_version is not None:
+        params["p_agent_version"] = migration.agent_version
+    return params

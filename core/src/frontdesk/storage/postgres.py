@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -31,13 +32,17 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from ..errors import SessionNotFoundError, StorageError, StorageUnavailableError
-from ..models import Session, Turn, TurnStats
+from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
+from ..models import Session, SessionStatus, Turn, TurnStats
 from ._pgjson import (
     is_uuid,
+    list_sessions_params,
+    migrate_session_params,
     new_turn_json,
     op_json,
     raised_error,
     session_from_json,
+    summary_from_json,
     turn_from_json,
 )
 from .base import Commit, CommitResult, NewSession
@@ -60,6 +65,7 @@ _SIGNATURES: dict[str, dict[str, str]] = {
         "p_current_mode": "text",
         "p_state": "jsonb",
         "p_return_existing": "boolean",
+        "p_agent_version": "text",
     },
     "frontdesk_get_session": {"p_workspace_id": "text", "p_session_id": "uuid"},
     "frontdesk_find_active_session": {
@@ -86,6 +92,35 @@ _SIGNATURES: dict[str, dict[str, str]] = {
     },
     "frontdesk_turn_stats": {"p_workspace_id": "text", "p_session_id": "uuid"},
     "frontdesk_health": {},
+    "frontdesk_list_sessions": {
+        "p_workspace_id": "text",
+        "p_limit": "integer",
+        "p_agent_id": "text",
+        "p_status": "text",
+        "p_mode": "text",
+        "p_contact_id": "text",
+        "p_conversation_id": "text",
+        "p_updated_after": "timestamptz",
+        "p_updated_before": "timestamptz",
+        "p_after_activity": "timestamptz",
+        "p_after_id": "uuid",
+    },
+    "frontdesk_delete_session": {"p_workspace_id": "text", "p_session_id": "uuid"},
+    "frontdesk_purge_sessions": {
+        "p_workspace_id": "text",
+        "p_inactive_seconds": "double precision",
+        "p_status": "text",
+        "p_limit": "integer",
+    },
+    "frontdesk_erase_contact": {"p_workspace_id": "text", "p_contact_id": "text"},
+    "frontdesk_migrate_session": {
+        "p_workspace_id": "text",
+        "p_session_id": "uuid",
+        "p_expected_version": "integer",
+        "p_current_mode": "text",
+        "p_state": "jsonb",
+        "p_agent_version": "text",
+    },
 }
 
 _READ_ATTEMPTS = 3
@@ -237,6 +272,7 @@ class PostgresStorage:
                 "p_current_mode": new.current_mode,
                 "p_state": new.state.to_json(),
                 "p_return_existing": return_existing,
+                "p_agent_version": new.agent_version,
             },
             session_id=new.id,
             extra={"conversation_id": new.conversation_id, "agent_id": new.agent_id},
@@ -323,6 +359,62 @@ class PostgresStorage:
             read=True,
         )
         return TurnStats(count=int(data["count"]), tokens_used=int(data["tokens_used"]))
+
+    # -- lifecycle: listing, removal, migration -------------------------------------------
+
+    async def list_sessions(
+        self, workspace_id: str, query: SessionQuery
+    ) -> Sequence[SessionSummary]:
+        params = list_sessions_params(workspace_id, query)
+        data = await self._call("frontdesk_list_sessions", params, read=True)
+        return [summary_from_json(item) for item in data]
+
+    async def delete_session(self, workspace_id: str, session_id: str) -> bool:
+        if not is_uuid(session_id):
+            return False
+        data = await self._call(
+            "frontdesk_delete_session",
+            {"p_workspace_id": workspace_id, "p_session_id": session_id},
+            session_id=session_id,
+        )
+        return bool(data)
+
+    async def purge_sessions(
+        self,
+        workspace_id: str,
+        *,
+        inactive_for: timedelta,
+        status: SessionStatus | None,
+        limit: int,
+    ) -> int:
+        params: dict[str, Any] = {
+            "p_workspace_id": workspace_id,
+            "p_inactive_seconds": inactive_for.total_seconds(),
+            "p_limit": limit,
+        }
+        if status is not None:
+            params["p_status"] = str(status)
+        return int(await self._call("frontdesk_purge_sessions", params))
+
+    async def erase_contact(self, workspace_id: str, contact_id: str) -> ErasureReport:
+        data = await self._call(
+            "frontdesk_erase_contact",
+            {"p_workspace_id": workspace_id, "p_contact_id": contact_id},
+        )
+        return ErasureReport(sessions=int(data["sessions"]), turns=int(data["turns"]))
+
+    async def migrate_session(
+        self, workspace_id: str, session_id: str, migration: SessionMigration
+    ) -> Session:
+        if not is_uuid(session_id):
+            raise SessionNotFoundError(session_id)
+        data = await self._call(
+            "frontdesk_migrate_session",
+            migrate_session_params(workspace_id, session_id, migration),
+            session_id=session_id,
+            extra={"expected_version": migration.expected_version},
+        )
+        return session_from_json(data)
 
     async def health(self) -> dict[str, Any]:
         """What the database reports about itself (schema version, row-level security)."""

@@ -26,13 +26,21 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 
-from ..errors import FrontdeskError, SessionNotFoundError, StorageError, StorageUnavailableError
+from ..errors import (
+    FrontdeskError,
+    SessionClosedError,
+    SessionNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+    VersionConflictError,
+)
+from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
 from ..models import Role, Session, SessionState, SessionStatus, ToolCall, Turn, TurnStats
 from ._reference import committed, create_outcome, new_session, refuse_commit
 from .base import Capability, Commit, CommitResult, NewSession
@@ -43,7 +51,7 @@ PATH_ENV = "FRONTDESK_SQLITE_PATH"
 DEFAULT_PATH = "frontdesk.db"
 """The file `from_env()` uses when FRONTDESK_SQLITE_PATH is not set (in the working directory)."""
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 
 _SCHEMA = """
 create table if not exists agent_sessions (
@@ -78,9 +86,29 @@ create table if not exists agent_turns (
 ) without rowid;
 """
 
+# Schema 2, the session lifecycle: the agent version, and one index per listing filter,
+# each ending in the listing order (last_activity_at, id).
+_SCHEMA_2 = """
+alter table agent_sessions add column agent_version text;
+create index if not exists agent_sessions_by_activity
+    on agent_sessions (workspace_id, last_activity_at, id);
+create index if not exists agent_sessions_by_agent_activity
+    on agent_sessions (workspace_id, agent_id, last_activity_at, id);
+create index if not exists agent_sessions_by_status_activity
+    on agent_sessions (workspace_id, status, last_activity_at, id);
+create index if not exists agent_sessions_by_mode_activity
+    on agent_sessions (workspace_id, current_mode, last_activity_at, id);
+create index if not exists agent_sessions_by_contact_activity
+    on agent_sessions (workspace_id, contact_id, last_activity_at, id);
+create index if not exists agent_sessions_by_conversation_activity
+    on agent_sessions (workspace_id, conversation_id, last_activity_at, id);
+"""
+
+_UPGRADES = {1: _SCHEMA, 2: _SCHEMA_2}
+
 _SESSION_COLUMNS = (
     "id, workspace_id, agent_id, conversation_id, contact_id, version, status, current_mode, "
-    "state, turn_count, tokens_used, created_at, updated_at, last_activity_at"
+    "state, turn_count, tokens_used, created_at, updated_at, last_activity_at, agent_version"
 )
 _TURN_COLUMNS = (
     "session_id, turn_number, role, content, intent_detected, confidence, tools_called, "
@@ -174,7 +202,7 @@ class SQLiteStorage:
             state_json = _dumps(session.state.to_json())
             conn.execute(
                 f"insert into agent_sessions ({_SESSION_COLUMNS}) "  # noqa: S608 - fixed names
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?)",
                 (
                     session.id,
                     session.workspace_id,
@@ -188,6 +216,7 @@ class SQLiteStorage:
                     _time(session.created_at),
                     _time(session.updated_at),
                     _time(session.last_activity_at),
+                    session.agent_version,
                 ),
             )
             return _with_state(session, state_json), True
@@ -280,6 +309,131 @@ class SQLiteStorage:
 
         return await self._run("turn_stats", read, write=False)
 
+    # -- lifecycle: listing, removal, migration -------------------------------------------
+
+    async def list_sessions(
+        self, workspace_id: str, query: SessionQuery
+    ) -> Sequence[SessionSummary]:
+        where = ["workspace_id = ?"]
+        values: list[Any] = [workspace_id]
+        for column, value in (
+            ("agent_id", query.agent_id),
+            ("status", query.status and str(query.status)),
+            ("current_mode", query.mode),
+            ("contact_id", query.contact_id),
+            ("conversation_id", query.conversation_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                values.append(value)
+        if query.updated_after is not None:
+            where.append("last_activity_at > ?")
+            values.append(_time(query.updated_after))
+        if query.updated_before is not None:
+            where.append("last_activity_at < ?")
+            values.append(_time(query.updated_before))
+        if query.after is not None:
+            where.append("(last_activity_at, id) < (?, ?)")
+            values += [_time(query.after.last_activity_at), query.after.session_id]
+        sql = (
+            f"select {_SESSION_COLUMNS} from agent_sessions "  # noqa: S608 - fixed names
+            f"where {' and '.join(where)} order by last_activity_at desc, id desc limit ?"
+        )
+
+        def read(conn: sqlite3.Connection) -> list[SessionSummary]:
+            rows = conn.execute(sql, (*values, query.limit)).fetchall()
+            summaries = []
+            for row in rows:
+                session, turn_count, tokens_used = _session(row)
+                summaries.append(SessionSummary.of(session, TurnStats(turn_count, tokens_used)))
+            return summaries
+
+        return await self._run("list_sessions", read, write=False)
+
+    async def delete_session(self, workspace_id: str, session_id: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "delete from agent_sessions where id = ? and workspace_id = ?",
+                (session_id, workspace_id),
+            )
+            return cursor.rowcount > 0
+
+        return await self._run("delete_session", delete, write=True)
+
+    async def purge_sessions(
+        self,
+        workspace_id: str,
+        *,
+        inactive_for: timedelta,
+        status: SessionStatus | None,
+        limit: int,
+    ) -> int:
+        def purge(conn: sqlite3.Connection) -> int:
+            cutoff = _time(self._clock() - inactive_for)
+            status_filter = "" if status is None else " and status = ?"
+            chosen = () if status is None else (str(status),)
+            cursor = conn.execute(
+                "delete from agent_sessions where id in (select id from agent_sessions"  # noqa: S608 - fixed names
+                f" where workspace_id = ? and last_activity_at < ?{status_filter}"
+                " order by last_activity_at, id limit ?)",
+                (workspace_id, cutoff, *chosen, limit),
+            )
+            return cursor.rowcount
+
+        return await self._run("purge_sessions", purge, write=True)
+
+    async def erase_contact(self, workspace_id: str, contact_id: str) -> ErasureReport:
+        def erase(conn: sqlite3.Connection) -> ErasureReport:
+            sessions, turns = conn.execute(
+                "select count(*), coalesce(sum(turn_count), 0) from agent_sessions"
+                " where workspace_id = ? and contact_id = ?",
+                (workspace_id, contact_id),
+            ).fetchone()
+            conn.execute(
+                "delete from agent_sessions where workspace_id = ? and contact_id = ?",
+                (workspace_id, contact_id),
+            )
+            return ErasureReport(sessions=int(sessions), turns=int(turns))
+
+        return await self._run("erase_contact", erase, write=True)
+
+    async def migrate_session(
+        self, workspace_id: str, session_id: str, migration: SessionMigration
+    ) -> Session:
+        def migrate(conn: sqlite3.Connection) -> Session:
+            found = _select_session(conn, workspace_id, session_id)
+            if found is None:
+                raise SessionNotFoundError(session_id)
+            current = found[0]
+            if current.status != SessionStatus.ACTIVE:
+                raise SessionClosedError(session_id, current.status)
+            if migration.expected_version != current.version:
+                raise VersionConflictError(session_id, migration.expected_version, current.version)
+            session = attrs.evolve(
+                current,
+                version=current.version + 1,
+                current_mode=migration.current_mode,
+                agent_version=migration.agent_version,
+                state=migration.state,
+                updated_at=max(self._clock(), current.updated_at),
+            )
+            state_json = _dumps(session.state.to_json())
+            conn.execute(
+                "update agent_sessions set version = ?, current_mode = ?, state = ?,"
+                " agent_version = ?, updated_at = ? where id = ?",
+                (
+                    session.version,
+                    session.current_mode,
+                    state_json,
+                    session.agent_version,
+                    _time(session.updated_at),
+                    session_id,
+                ),
+            )
+            return _with_state(session, state_json)
+
+        return await self._run("migrate_session", migrate, write=True)
+
     # -- transactions ----------------------------------------------------------------------
 
     async def _run(
@@ -356,11 +510,11 @@ class SQLiteStorage:
                         f"frontdesk (schema {version}, this one knows {_SCHEMA_VERSION}); "
                         "upgrade frontdesk."
                     )
-                if version < _SCHEMA_VERSION:
-                    for statement in _SCHEMA.split(";"):
+                for step in range(version + 1, _SCHEMA_VERSION + 1):
+                    for statement in _UPGRADES[step].split(";"):
                         if statement.strip():
                             conn.execute(statement)
-                    conn.execute(f"pragma user_version = {_SCHEMA_VERSION}")
+                    conn.execute(f"pragma user_version = {step}")
                 conn.execute("commit")
             except BaseException:
                 conn.execute("rollback")
@@ -438,6 +592,7 @@ def _session(row: Sequence[Any]) -> tuple[Session, int, int]:
         created_at=datetime.fromisoformat(row[11]),
         updated_at=datetime.fromisoformat(row[12]),
         last_activity_at=datetime.fromisoformat(row[13]),
+        agent_version=row[14],
     )
     return session, int(row[9]), int(row[10])
 

@@ -54,7 +54,6 @@ from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions, SupabaseException, acreate_client
 
 from ..errors import (
-    InvalidCursorError,
     SessionNotFoundError,
     StorageError,
     StorageUnavailableError,
@@ -62,9 +61,9 @@ from ..errors import (
 from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
 from ..models import Session, SessionStatus, Turn, TurnStats
 from ._pgjson import is_uuid as _is_uuid
+from ._pgjson import list_sessions_params, migrate_session_params, raised_error
 from ._pgjson import new_turn_json as _new_turn_json
 from ._pgjson import op_json as _op_json
-from ._pgjson import raised_error
 from ._pgjson import session_from_json as _session
 from ._pgjson import summary_from_json as _summary
 from ._pgjson import turn_from_json as _turn
@@ -279,23 +278,12 @@ class SupabaseStorage:
     async def list_sessions(
         self, workspace_id: str, query: SessionQuery
     ) -> Sequence[SessionSummary]:
-        params: dict[str, Any] = {"p_workspace_id": workspace_id, "p_limit": query.limit}
-        optional = {
-            "p_agent_id": query.agent_id,
-            "p_status": str(query.status) if query.status is not None else None,
-            "p_mode": query.mode,
-            "p_contact_id": query.contact_id,
-            "p_conversation_id": query.conversation_id,
-            "p_updated_after": _iso(query.updated_after),
-            "p_updated_before": _iso(query.updated_before),
+        params = list_sessions_params(workspace_id, query)
+        json_params = {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in params.items()
         }
-        if query.after is not None:
-            if not _is_uuid(query.after.session_id):
-                raise InvalidCursorError(query.after.session_id, "it names no session id")
-            optional["p_after_activity"] = _iso(query.after.last_activity_at)
-            optional["p_after_id"] = query.after.session_id
-        params.update({name: value for name, value in optional.items() if value is not None})
-        data = await self._rpc("frontdesk_list_sessions", params, read=True)
+        data = await self._rpc("frontdesk_list_sessions", json_params, read=True)
         return [_summary(item) for item in data]
 
     async def delete_session(self, workspace_id: str, session_id: str) -> bool:
@@ -337,15 +325,7 @@ class SupabaseStorage:
     ) -> Session:
         if not _is_uuid(session_id):
             raise SessionNotFoundError(session_id)
-        params: dict[str, Any] = {
-            "p_workspace_id": workspace_id,
-            "p_session_id": session_id,
-            "p_expected_version": migration.expected_version,
-            "p_current_mode": migration.current_mode,
-            "p_state": migration.state.to_json(),
-        }
-        if migration.agent_version is not None:
-            params["p_agent_version"] = migration.agent_version
+        params = migrate_session_params(workspace_id, session_id, migration)
         data = await self._rpc(
             "frontdesk_migrate_session",
             params,
@@ -573,7 +553,3 @@ def _detail(details: object) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     return parsed if isinstance(parsed, dict) else {}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None

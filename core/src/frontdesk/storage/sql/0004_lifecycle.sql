@@ -321,17 +321,5 @@ end;
 $$;
 
 
-revoke execute on function public.frontdesk_summary_json(public.agent_sessions) from public, anon, authenticated;
-revoke execute on function public.frontdesk_create_session(uuid, text, text, text, text, text, jsonb, boolean, text) from public, anon, authenticated;
-revoke execute on function public.frontdesk_list_sessions(text, integer, text, text, text, text, text, timestamptz, timestamptz, timestamptz, uuid) from public, anon, authenticated;
-revoke execute on function public.frontdesk_delete_session(text, uuid) from public, anon, authenticated;
-revoke execute on function public.frontdesk_purge_sessions(text, double precision, text, integer) from public, anon, authenticated;
-revoke execute on function public.frontdesk_erase_contact(text, text) from public, anon, authenticated;
-revoke execute on function public.frontdesk_migrate_session(text, uuid, integer, text, jsonb, text) from public, anon, authenticated;
-grant execute on function public.frontdesk_summary_json(public.agent_sessions) to service_role;
-grant execute on function public.frontdesk_create_session(uuid, text, text, text, text, text, jsonb, boolean, text) to service_role;
-grant execute on function public.frontdesk_list_sessions(text, integer, text, text, text, text, text, timestamptz, timestamptz, timestamptz, uuid) to service_role;
-grant execute on function public.frontdesk_delete_session(text, uuid) to service_role;
-grant execute on function public.frontdesk_purge_sessions(text, double precision, text, integer) to service_role;
-grant execute on function public.frontdesk_erase_contact(text, text) to service_role;
-grant execute on function public.frontdesk_migrate_session(text, uuid, integer, text, jsonb, text) to service_role;
+-- Row-level security, and EXECUTE for service_role only, on what this migration added.
+select public.frontdesk_secure();
