@@ -39,6 +39,7 @@ from .errors import (
     StorageUnavailableError,
     ToolError,
     TurnNumberConflictError,
+    UnknownPluginError,
     ValidationError,
     VersionConflictError,
 )
@@ -147,6 +148,7 @@ __all__ = [
     "Turn",
     "TurnNumberConflictError",
     "TurnStats",
+    "UnknownPluginError",
     "Usage",
     "ValidationError",
     "VersionConflictError",

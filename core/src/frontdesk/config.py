@@ -184,9 +184,17 @@ class AgentConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> AgentConfig:
-        """Build a config from a TOML file (see `from_dict`)."""
+        """Build a config from a TOML file (see `from_dict`).
+
+        A file that is not valid TOML is an `InvalidAgentConfigError` naming the file.
+        """
         with Path(path).open("rb") as f:
-            return cls.from_dict(tomllib.load(f))
+            try:
+                data = tomllib.load(f)
+            except tomllib.TOMLDecodeError as exc:
+                problem = ConfigProblem("(file)", f"{path} is not valid TOML: {exc}")
+                raise InvalidAgentConfigError(None, [problem]) from exc
+        return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data that `from_dict` turns back into an equal config (`source` left out)."""

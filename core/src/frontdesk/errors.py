@@ -13,9 +13,10 @@ trouble. Each error carries its context as attributes, and its message says what
     │   ├── ModelOutputError              .model_id .problems .text
     │   └── ToolError                     .tool .agent_id
     ├── RegistryError
-    │   ├── AgentNotFoundError            .agent_id .available
+    │   ├── AgentNotFoundError            .agent_id .available .reason
     │   ├── DuplicateAgentError           .agent_id .distributions
-    │   └── PluginLoadError               .distribution .version .entry_point
+    │   ├── PluginLoadError               .distribution .version .entry_point
+    │   └── UnknownPluginError            .names .installed
     ├── StorageError
     │   ├── StorageNotFoundError          .name .available
     │   └── StorageUnavailableError       .operation .may_have_applied
@@ -66,6 +67,7 @@ __all__ = [
     "StorageUnavailableError",
     "ToolError",
     "TurnNumberConflictError",
+    "UnknownPluginError",
     "ValidationError",
     "VersionConflictError",
 ]
@@ -146,9 +148,16 @@ class RegistryError(FrontdeskError):
 class AgentNotFoundError(RegistryError, LookupError):
     """No agent with this id is registered."""
 
-    def __init__(self, agent_id: str, available: Iterable[str]) -> None:
+    def __init__(
+        self, agent_id: str, available: Iterable[str], *, reason: str | None = None
+    ) -> None:
         self.agent_id = agent_id
         self.available = tuple(sorted(available))
+        self.reason = reason
+        if reason is not None:
+            # Its package is installed but did not load: say that, not "install it".
+            super().__init__(f"agent {agent_id!r} is not available: {reason}")
+            return
         super().__init__(
             f"no agent {agent_id!r} is registered; available agents: {_names(self.available)}. "
             "Install the package that provides it, or register it with AgentRegistry.register()."
@@ -179,6 +188,23 @@ class PluginLoadError(RegistryError):
         super().__init__(
             f"agent package {distribution} {version} (entry point {entry_point}) failed to "
             f"load: {error}. Fix or uninstall it, or unset FRONTDESK_STRICT_PLUGINS to skip it."
+        )
+
+
+class UnknownPluginError(RegistryError, LookupError):
+    """FRONTDESK_LOAD_PLUGINS names a distribution that is not installed.
+
+    Raised only when FRONTDESK_STRICT_PLUGINS=1; otherwise discovery logs a warning and
+    the registry keeps the names in `AgentRegistry.unknown_plugins`.
+    """
+
+    def __init__(self, names: Iterable[str], installed: Iterable[str], hint: str = "") -> None:
+        self.names = tuple(names)
+        self.installed = tuple(sorted(installed))
+        listed = ", ".join(self.names)
+        super().__init__(
+            f"FRONTDESK_LOAD_PLUGINS names {listed}, not an installed agent package; installed: "
+            f"{_names(self.installed)}. It lists distribution names{hint}."
         )
 
 

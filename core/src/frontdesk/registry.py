@@ -10,10 +10,12 @@ the `frontdesk.agents` entry-point group, and `discover()` loads it with pluggy 
 
 Discovery is defensive, because one broken package must not take the others down:
 
-- a package whose import or hook fails is recorded (see `plugins`) and skipped, unless
+- a package whose import or hook fails is recorded (see `plugins`, with the file and line
+  the error came from) and skipped, unless
   `FRONTDESK_STRICT_PLUGINS=1`, which makes it a `PluginLoadError`;
 - `FRONTDESK_LOAD_PLUGINS` lists the distributions to load (comma-separated; empty means
-  none); the others are not imported at all;
+  none); the others are not imported at all. A listed name that is not installed is logged
+  and kept in `unknown_plugins` (an `UnknownPluginError` in strict mode);
 - an agent id claimed by two distributions is kept out, and using it raises
   `DuplicateAgentError` naming both (see `conflicts`).
 
@@ -28,10 +30,13 @@ import enum
 import logging
 import os
 import re
+import sysconfig
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import pluggy
@@ -44,6 +49,7 @@ from .errors import (
     DuplicateAgentError,
     InvalidAgentConfigError,
     PluginLoadError,
+    UnknownPluginError,
 )
 from .tools import Tool
 
@@ -120,6 +126,8 @@ class AgentRegistry:
         # given for agents registered in code.
         self._hooks: pluggy.PluginManager | None = None
         self._migrations: dict[str, Migrate] = {}
+        self._load_filter: frozenset[str] | None = None
+        self._unknown_plugins: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"<AgentRegistry agents={self._usable_ids()!r}>"
@@ -138,7 +146,9 @@ class AgentRegistry:
             if len(claims) > 1:
                 raise DuplicateAgentError(agent_id, [_label(c.source) for c in claims])
             if not claims:
-                raise AgentNotFoundError(agent_id, self._usable_ids())
+                raise AgentNotFoundError(
+                    agent_id, self._usable_ids(), reason=self._why_missing(agent_id)
+                )
             return claims[0]
 
     def has(self, agent_id: str) -> bool:
@@ -205,6 +215,36 @@ class AgentRegistry:
         """The agent's configured tools that nothing implements (calling them fails)."""
         implemented = self.tools_for(agent_id)
         return tuple(name for name in self.get(agent_id).tools if name not in implemented)
+
+    @property
+    def load_filter(self) -> frozenset[str] | None:
+        """The distributions FRONTDESK_LOAD_PLUGINS allowed at the last discovery (normalised
+        names), or None when it was not set."""
+        self._ensure_discovered()
+        return self._load_filter
+
+    @property
+    def unknown_plugins(self) -> tuple[str, ...]:
+        """Names in FRONTDESK_LOAD_PLUGINS that matched no installed agent package."""
+        self._ensure_discovered()
+        return self._unknown_plugins
+
+    def _why_missing(self, agent_id: str) -> str | None:
+        """Why an id is missing when a package that looks like its provider did not load."""
+        for info in self._plugins:
+            if info.status is PluginStatus.LOADED or not _may_provide(info, agent_id):
+                continue
+            package = f"its package {info.distribution} {info.version}"
+            if info.status is PluginStatus.BLOCKED:
+                return (
+                    f"{package} is installed but not loaded: {LOAD_PLUGINS_ENV} does not list "
+                    "it. Add it there, or unset the variable."
+                )
+            return (
+                f"{package} failed to load: {info.error}. Fix or reinstall it "
+                "(`frontdesk plugins` shows every package's status)."
+            )
+        return None
 
     def _usable_ids(self) -> builtins.list[str]:
         return sorted(agent_id for agent_id, claims in self._claims.items() if len(claims) == 1)
@@ -296,7 +336,9 @@ class AgentRegistry:
             }
             tools: dict[str | None, dict[str, Tool]] = {None: self._tools.get(None, {})}
             infos = []
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
+            eps = builtins.list(entry_points(group=ENTRY_POINT_GROUP))
+            unknown = _unknown_names(allowed, eps, strict=strict)
+            for ep in eps:
                 info, configs, found = _load(ep, manager, allowed=allowed, strict=strict)
                 infos.append(info)
                 for config in configs:
@@ -308,6 +350,8 @@ class AgentRegistry:
             self._tools = tools
             self._plugins = tuple(sorted(infos, key=lambda i: (i.distribution, i.entry_point)))
             self._hooks = manager
+            self._load_filter = allowed
+            self._unknown_plugins = unknown
             self._discovered = True
         for agent_id, sources in self.conflicts.items():
             logger.warning(
@@ -348,6 +392,39 @@ class AgentRegistry:
                     self.discover()
 
 
+def _unknown_names(
+    allowed: frozenset[str] | None, found: Iterable[EntryPoint], *, strict: bool
+) -> tuple[str, ...]:
+    """The names in FRONTDESK_LOAD_PLUGINS that no installed agent package has.
+
+    Logged as a warning (raised as `UnknownPluginError` in strict mode); an entry-point
+    name among them (usually the agent id) gets a hint naming its distribution.
+    """
+    if not allowed:
+        return ()
+    by_dist = {_normalize(_distribution_name(ep)): _distribution_name(ep) for ep in found}
+    unknown = tuple(sorted(allowed - by_dist.keys()))
+    if not unknown:
+        return ()
+    by_ep_name = {_normalize(ep.name): _distribution_name(ep) for ep in found}
+    hints = [
+        f"{name!r} is an entry point of {by_ep_name[name]}"
+        for name in unknown
+        if name in by_ep_name
+    ]
+    hint = f", not agent ids ({'; '.join(hints)})" if hints else ""
+    error = UnknownPluginError(unknown, by_dist.values(), hint)
+    if strict:
+        raise error
+    logger.warning("%s", error)
+    return unknown
+
+
+def _distribution_name(ep: EntryPoint) -> str:
+    metadata = ep.dist.metadata if ep.dist is not None else None
+    return metadata["Name"] if metadata else "(unknown distribution)"
+
+
 def _load(
     ep: EntryPoint,
     manager: pluggy.PluginManager,
@@ -370,7 +447,7 @@ def _load(
     except Exception as exc:  # any failure inside a package is that package's: recorded below
         if isinstance(exc, InvalidAgentConfigError) and exc.distribution is None:
             exc = exc.with_distribution(distribution)
-        error = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}{_where(exc)}"
         logger.warning("agent package %s %s failed to load: %s", distribution, version, error)
         if strict:
             raise PluginLoadError(distribution, version, where, error) from exc
@@ -443,6 +520,32 @@ def _plugin_tools(manager: pluggy.PluginManager, name: str) -> dict[str, Tool]:
                 raise ValueError(f"register_tools() returned tool {item.name} twice")
             tools[item.name] = item
     return tools
+
+
+# Frames in these directories are Python's, frontdesk's or pluggy's, never the package's own.
+_OWN_DIRS = (
+    sysconfig.get_paths()["stdlib"],
+    *(str(Path(module.__file__).parent) for module in (hookspecs, pluggy) if module.__file__),
+)
+
+
+def _where(exc: BaseException) -> str:
+    """` (at FILE:LINE)`: the innermost frame of the agent package's own code, if any."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(("<", *_OWN_DIRS))
+    ]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+def _may_provide(info: PluginInfo, agent_id: str) -> bool:
+    """Whether an unloaded package looks like the provider of `agent_id`: its entry point
+    (or its distribution, less a `frontdesk-` prefix) is named after the id."""
+    name = _normalize(agent_id)
+    entry_point = _normalize(info.entry_point.split("=", 1)[0].strip())
+    distribution = _normalize(info.distribution)
+    return name in {entry_point, distribution, distribution.removeprefix("frontdesk-")}
 
 
 def _label(source: AgentSource | None) -> str:

@@ -6,9 +6,10 @@ with exit code 1 (usage errors are click's, exit code 2).
 
 One module per command group; each defines `command() -> click.Command` and nothing runs
 at import. Adding a group is two lines here: import its module below, and add
-`<module>.command` to `_COMMANDS`. Shared pieces live in the private modules: `_errors`
-(one-line errors), `_output` (consoles, warnings, plurals), `_registry` (the registry the
-commands read).
+`<module>.command` to `_COMMANDS`. Every command gets `-v/--verbose` by itself, so that
+`frontdesk agents -v` works as `frontdesk -v agents` does. Shared pieces live in the private
+modules: `_errors` (one-line errors), `_output` (consoles, warnings, plurals), `_registry`
+(the registry the commands read, its problems warned about).
 """
 
 from __future__ import annotations
@@ -49,14 +50,37 @@ def create_cli() -> click.Group:
         shows the session manager at work under concurrent traffic.
         """
         # The library never configures logging; the command line is an application.
-        logging.basicConfig(
-            level=logging.DEBUG if verbose else logging.ERROR,
-            format="%(levelname)s %(name)s: %(message)s",
-        )
+        logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+        if verbose:
+            _log_everything()
 
     for build in _COMMANDS:
-        cli.add_command(build())
+        command = build()
+        _add_verbose(command)
+        cli.add_command(command)
     return cli
+
+
+def _add_verbose(command: click.Command) -> None:
+    """Give `command` and its subcommands a `-v` of their own (the group's is parsed only
+    before the subcommand's name)."""
+    if not any(param.name == "verbose" for param in command.params):
+        command.params.append(
+            click.Option(
+                ["-v", "--verbose"],
+                is_flag=True,
+                expose_value=False,
+                callback=lambda _ctx, _param, value: _log_everything() if value else None,
+                help="Log what frontdesk does to stderr.",
+            )
+        )
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            _add_verbose(subcommand)
+
+
+def _log_everything() -> None:
+    logging.getLogger().setLevel(logging.DEBUG)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import click
 
 from ..errors import FrontdeskError
 
-__all__ = ["one_line_errors"]
+__all__ = ["one_line", "one_line_errors"]
 
 
 @contextmanager
@@ -18,4 +18,19 @@ def one_line_errors() -> Iterator[None]:
     try:
         yield
     except FrontdeskError as exc:
-        raise click.ClickException(str(exc).splitlines()[0]) from exc
+        raise click.ClickException(one_line(str(exc))) from exc
+
+
+def one_line(text: str) -> str:
+    """A message on one line, keeping every part of it.
+
+    The listed problems of a multi-line message (such as `InvalidAgentConfigError`'s
+    `  - field: what is wrong`) are joined with semicolons after its first line.
+
+    >>> one_line("invalid agent 'x' (2 problems):\\n  - id: empty\\n  - name: empty")
+    "invalid agent 'x' (2 problems): id: empty; name: empty"
+    """
+    lines = [line.strip().removeprefix("- ") for line in text.splitlines() if line.strip()]
+    if not lines:
+        return text.strip()
+    return " ".join([lines[0], "; ".join(lines[1:])]) if len(lines) > 1 else lines[0]

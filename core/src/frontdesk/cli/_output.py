@@ -1,4 +1,4 @@
-"""Printing for people: rich consoles (imported only when used) and warnings on stderr."""
+"""Printing for people: rich consoles (imported only when used), warnings, plurals."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["console", "warn"]
+__all__ = ["console", "count", "warn"]
 
 
 def console(**options: Any) -> Console:
@@ -22,3 +22,8 @@ def console(**options: Any) -> Console:
 def warn(message: str) -> None:
     """Print `warning: message` on stderr."""
     click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def count(n: int, noun: str) -> str:
+    """`1 session`, `2 sessions`: a number and its noun, in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -8,10 +8,11 @@ from typing import Any
 import click
 
 from ..config import AgentConfig
-from ..registry import AgentRegistry, PluginStatus
-from ._errors import one_line_errors
+from ..errors import AgentNotFoundError, FrontdeskError
+from ..registry import LOAD_PLUGINS_ENV, AgentRegistry
+from ._errors import one_line
 from ._output import console, warn
-from ._registry import load_registry
+from ._registry import failed_packages_note, load_registry, warn_conflicts
 
 __all__ = ["command"]
 
@@ -38,8 +39,15 @@ def command() -> click.Group:
     @click.option("--json", "as_json", is_flag=True, help="Print the config as JSON.")
     def show(agent_id: str, as_json: bool) -> None:
         """Print one agent's configuration, prompts included."""
-        with one_line_errors():
-            config = load_registry().get(agent_id)
+        registry = load_registry()
+        try:
+            config = registry.get(agent_id)
+        except AgentNotFoundError as exc:
+            # When no package is known to provide it, one that failed to load may.
+            note = failed_packages_note(registry) if exc.reason is None else None
+            raise click.ClickException(one_line(str(exc)) + (f" {note}." if note else "")) from exc
+        except FrontdeskError as exc:
+            raise click.ClickException(one_line(str(exc))) from exc
         if as_json:
             click.echo(json.dumps(_agent_record(config, full=True), indent=2, ensure_ascii=False))
         else:
@@ -69,7 +77,6 @@ def _agent_record(config: AgentConfig, *, full: bool = False) -> dict[str, Any]:
 def _list_agents(registry: AgentRegistry, *, as_json: bool) -> None:
     agents = registry.list()
     conflicts = registry.conflicts
-    failed = [p for p in registry.plugins if p.status is PluginStatus.FAILED]
     if as_json:
         records = [_agent_record(config) for config in agents]
         records += [
@@ -77,39 +84,64 @@ def _list_agents(registry: AgentRegistry, *, as_json: bool) -> None:
             for agent_id, by in sorted(conflicts.items())
         ]
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    elif not agents and not conflicts:
+        console().print(_nothing_listed(registry), markup=False)
     else:
-        out = console()
-        if not agents and not conflicts:
-            out.print(
-                "No agents installed. Install an agent package (pip install frontdesk-sales) "
-                "or register one in code."
-            )
-        else:
-            from rich.table import Table
-            from rich.text import Text
+        from rich.table import Table
+        from rich.text import Text
 
-            table = Table("ID", "Name", "Modes", "Distribution", "Version", box=None)
-            for config in agents:
-                source = config.source
-                table.add_row(
-                    Text(config.id),
-                    Text(config.name),
-                    str(len(config.states.modes)),
-                    Text(source.distribution if source else "(in code)"),
-                    Text(source.version if source else ""),
-                )
-            out.print(table)
-        for agent_id, by in sorted(conflicts.items()):
-            warn(f"agent {agent_id!r} is unusable: claimed by {' and '.join(by)}")
-    if failed:
-        names = ", ".join(p.distribution for p in failed)
-        warn(f"{len(failed)} agent package(s) failed to load: {names} (see `frontdesk plugins`)")
+        table = Table("ID", "Name", "Modes", "Distribution", "Version", box=None)
+        rows: list[tuple[str, tuple[Text | str, ...]]] = []
+        for config in agents:
+            source = config.source
+            cells: tuple[Text | str, ...] = (
+                Text(config.id),
+                Text(config.name),
+                str(len(config.states.modes)),
+                Text(source.distribution if source else "(in code)"),
+                Text(source.version if source else ""),
+            )
+            rows.append((config.id, cells))
+        for agent_id, by in conflicts.items():
+            red = "red"
+            cells = (
+                Text(agent_id, style=red),
+                Text("(unusable: claimed twice)", style=red),
+                "",
+                Text(" and ".join(by), style=red),
+                "",
+            )
+            rows.append((agent_id, cells))
+        for _, cells in sorted(rows, key=lambda row: row[0]):
+            table.add_row(*cells)
+        console().print(table)
+    if not as_json:
+        warn_conflicts(registry)
+    note = failed_packages_note(registry)
+    if note:
+        warn(note)
+
+
+def _nothing_listed(registry: AgentRegistry) -> str:
+    """Why the listing is empty, and what to do."""
+    allowed = registry.load_filter
+    if allowed is not None:
+        names = ", ".join(sorted(allowed)) or "none"
+        return (
+            f"No agents loaded: {LOAD_PLUGINS_ENV} is set, and only these agent packages may "
+            f"load: {names}. Unset it to load every installed package."
+        )
+    return (
+        "No agents installed. Install an agent package (pip install frontdesk-sales) "
+        "or register one in code."
+    )
 
 
 def _print_agent(config: AgentConfig) -> None:
     from rich.markup import escape
 
-    out = console(highlight=False)
+    # soft_wrap: a long line is the terminal's to wrap; piped output keeps every line whole.
+    out = console(highlight=False, soft_wrap=True)
     source = config.source
     origin = f"{source.distribution} {source.version}" if source else "registered in code"
     out.print(f"[bold]{escape(config.name)}[/bold] ({escape(config.id)}) from {escape(origin)}")
@@ -142,4 +174,4 @@ def _print_agent(config: AgentConfig) -> None:
         extra = f" ({', '.join(limits)})" if limits else ""
         out.print()
         out.print(f"[bold]{role}[/bold]: {escape(model.model)}{extra}")
-        out.print(model.system_prompt.rstrip(), markup=False, soft_wrap=True)
+        out.print(model.system_prompt.rstrip(), markup=False)

@@ -19,7 +19,7 @@ from ..demo import (
 )
 from ._errors import one_line_errors
 from ._output import console
-from ._registry import load_registry
+from ._registry import load_registry, warn_conflicts
 
 if TYPE_CHECKING:
     from ..demo import DemoReport
@@ -94,6 +94,7 @@ async def _run(
     from ..storage import open_storage
 
     registry = load_registry()
+    warn_conflicts(registry)  # the demo runs without those agents: say so
     if not registry.list():
         raise click.ClickException(
             "no agents installed: pip install frontdesk-sales (or another agent package)"
