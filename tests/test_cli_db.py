@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
@@ -106,3 +107,29 @@ def test_check_with_a_malformed_url_fails_in_one_line(
         "project URL from Project Settings > API, such as https://abcdefghijklmnop.supabase.co\n"
     )
     assert result.stdout == ""
+
+
+def test_check_counts_only_a_refusal_as_anon_denied(
+    project: PostgrestGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUPABASE_ANON_KEY", project.make_jwt("anon"))
+    for _ in range(5):  # every attempt of the anon key's request (reads are retried)
+        project.fail_next("drop_before", function="frontdesk_get_session")
+    result = run("db", "check")
+    assert result.exit_code == 1
+    (line,) = [line for line in result.stdout.splitlines() if "anon key denied" in line]
+    assert "FAIL  anon key denied: could not tell: storage operation" in line
+    assert "'frontdesk_get_session' failed" in line
+
+
+def test_check_reports_an_anon_key_that_can_call(
+    project: PostgrestGateway, fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        # What Supabase's default privileges would do if the migrations did not revoke them.
+        conn.execute("grant execute on all functions in schema public to anon")
+        conn.execute("grant select on all tables in schema public to anon")
+    monkeypatch.setenv("SUPABASE_ANON_KEY", project.make_jwt("anon"))
+    result = run("db", "check")
+    assert result.exit_code == 1, result.output
+    assert "FAIL  anon key denied: the anon key can call frontdesk's functions" in result.stdout

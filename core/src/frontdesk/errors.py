@@ -19,6 +19,7 @@ trouble. Each error carries its context as attributes, and its message says what
     │   └── UnknownPluginError            .names .installed
     ├── StorageError
     │   ├── StorageNotFoundError          .name .available
+    │   ├── StorageAccessDeniedError      .operation
     │   └── StorageUnavailableError       .operation .may_have_applied
     └── SessionError                      .session_id
         ├── SessionNotFoundError
@@ -62,6 +63,7 @@ __all__ = [
     "SessionClosedError",
     "SessionError",
     "SessionNotFoundError",
+    "StorageAccessDeniedError",
     "StorageError",
     "StorageNotFoundError",
     "StorageUnavailableError",
@@ -280,6 +282,22 @@ class StorageNotFoundError(StorageError, LookupError):
             f"no storage backend named {name!r}; installed backends: {_names(self.available)}. "
             "Check FRONTDESK_STORAGE, or install the extra that provides it "
             "(for example frontdesk[supabase])."
+        )
+
+
+class StorageAccessDeniedError(StorageError):
+    """The store refused the credentials: the key is wrong, or may not do this.
+
+    Nothing was applied. It is its own class so that a check such as `frontdesk db check`
+    can tell "this key is refused" from "the store could not be reached".
+    """
+
+    def __init__(self, operation: str, detail: str) -> None:
+        self.operation = operation
+        self.detail = detail
+        super().__init__(
+            f"the key was refused ({detail}); use the service_role secret key in "
+            "SUPABASE_SERVICE_ROLE_KEY."
         )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 
 import click
 
-from ..errors import FrontdeskError
-from ._errors import one_line_errors
+from ..errors import FrontdeskError, StorageAccessDeniedError
+from ._errors import one_line, one_line_errors
 from ._output import console
 
 __all__ = ["command"]
@@ -74,7 +75,8 @@ async def _check_project(count: int) -> bool:
 
     def report(name: str, passed: bool | None, detail: str) -> None:
         mark = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]skip[/]"}[passed]
-        console(highlight=False).print(f"{mark:>18}  {name}: {detail}")
+        # soft_wrap: each check stays on one line, whatever the width, so it can be grepped.
+        console(highlight=False, soft_wrap=True).print(f"{mark:>18}  {name}: {detail}")
 
     results: list[bool] = []
     with one_line_errors():
@@ -92,18 +94,8 @@ async def _check_project(count: int) -> bool:
         results.append(rls_on)
         anon_key = os.environ.get("SUPABASE_ANON_KEY")
         if anon_key:
-            anon = await SupabaseStorage.from_env(key=anon_key)
-            async with anon:
-                try:
-                    await anon.health()
-                    denied = False
-                except FrontdeskError:
-                    denied = True
-            report(
-                "anon key denied",
-                denied,
-                "refused" if denied else "the anon key can call frontdesk's functions",
-            )
+            denied, detail = await _anon_denied(anon_key)
+            report("anon key denied", denied, detail)
             results.append(denied)
         else:
             report("anon key denied", None, "set SUPABASE_ANON_KEY to check it")
@@ -120,3 +112,22 @@ async def _check_project(count: int) -> bool:
             f"over {len(timings)} requests",
         )
     return all(results)
+
+
+async def _anon_denied(anon_key: str) -> tuple[bool, str]:
+    """Whether the store refuses the anon key, and what it answered.
+
+    The key tries to read a session, as a stranger holding the public key would. Only a
+    refusal of the key counts: a network failure or a missing function proves nothing
+    about the key, so it fails the check instead of passing it.
+    """
+    from ..storage.supabase import SupabaseStorage
+
+    async with await SupabaseStorage.from_env(key=anon_key) as anon:
+        try:
+            await anon.get_session("frontdesk-db-check", str(uuid.uuid4()))
+        except StorageAccessDeniedError:
+            return True, "refused"
+        except FrontdeskError as exc:
+            return False, f"could not tell: {one_line(str(exc))}"
+    return False, "the anon key can call frontdesk's functions"

@@ -55,6 +55,7 @@ from supabase import AsyncClient, AsyncClientOptions, SupabaseException, acreate
 
 from ..errors import (
     SessionNotFoundError,
+    StorageAccessDeniedError,
     StorageError,
     StorageUnavailableError,
 )
@@ -458,10 +459,7 @@ def _domain_error(
             "Supabase SQL editor."
         )
     if code in {"PGRST301", "PGRST302", "PGRST303", "42501"}:
-        return StorageError(
-            f"the key was refused ({code}: {exc.message}); use the service_role secret key "
-            "in SUPABASE_SERVICE_ROLE_KEY."
-        )
+        return StorageAccessDeniedError(function, f"{code}: {exc.message}")
     if isinstance(exc.code, int) or (len(code) == 3 and code.isdigit()):
         # Not PostgREST's answer (its errors carry a SQLSTATE or PGRST code) but the HTTP
         # status of something in front of it: what it means depends on the status.
@@ -492,10 +490,7 @@ def _domain_error(
 
 def _proxy_error(status: int, message: str, function: str, *, read: bool) -> Exception:
     if status in {401, 403}:
-        return StorageError(
-            f"the key was refused (HTTP {status}); use the service_role secret key in "
-            "SUPABASE_SERVICE_ROLE_KEY."
-        )
+        return StorageAccessDeniedError(function, f"HTTP {status}")
     if status == 429:
         # Rate limited: refused before being passed on, so nothing was applied.
         return StorageUnavailableError(
