@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
 from click.testing import CliRunner, Result
 
-from frontdesk import AgentConfig, AgentRegistry, __version__
+from frontdesk import AgentConfig, AgentRegistry, StateMachine, __version__
 from frontdesk.cli import create_cli
 from frontdesk.registry import use_default_registry
 
@@ -113,7 +114,7 @@ def test_agents_show_unknown_id_fails_in_one_line(discovered: AgentRegistry) -> 
 def test_plugins_reports_loaded_failed_and_blocked(
     make_distribution: DistributionMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make_distribution(
+    broken = make_distribution(
         "frontdesk-broken",
         modules={"broken_agents": "raise ImportError('gone')\n"},
         agents={"broken": "broken_agents"},
@@ -135,13 +136,14 @@ def test_plugins_reports_loaded_failed_and_blocked(
     assert records["frontdesk-sales"]["agents"] == ["sales"]
     assert records["frontdesk-sales"]["error"] is None
     assert records["frontdesk-broken"]["status"] == "failed"
-    assert records["frontdesk-broken"]["error"] == "ImportError: gone"
+    where = broken.parent / "broken_agents.py"
+    assert records["frontdesk-broken"]["error"] == f"ImportError: gone (at {where}:1)"
     assert records["frontdesk-skipped"]["status"] == "blocked"
     assert table.exit_code == 0
     assert "ImportError: gone" in table.stdout
     assert "blocked" in table.stdout
     assert agents.exit_code == 0
-    assert "1 agent package(s) failed to load: frontdesk-broken" in agents.stderr
+    assert "1 agent package failed to load: frontdesk-broken" in agents.stderr
 
 
 def test_conflicting_agent_is_reported(make_distribution: DistributionMaker) -> None:
@@ -197,3 +199,188 @@ def test_agent_data_is_printed_as_text_not_markup(
     assert "Ventas [/es] [bold]" in listing.stdout
     assert shown.exit_code == 0, shown.output
     assert "Ventas [/es] [bold] (ventas)" in shown.stdout
+
+
+# -- error paths --------------------------------------------------------------------------------
+
+TWO_PROBLEMS = """
+from frontdesk import AgentConfig, ModelConfig, StateMachine, Thresholds, hookimpl
+
+@hookimpl
+def register_agents():
+    return [
+        AgentConfig(
+            id="Bad Id",
+            name="Bad",
+            intent_detector=ModelConfig(model="m", system_prompt="Classify."),
+            orchestrator=ModelConfig(model="m", system_prompt="Answer."),
+            states=StateMachine(initial="nowhere", modes=("chat",)),
+        )
+    ]
+"""
+
+
+def test_strict_failure_prints_every_problem(
+    make_distribution: DistributionMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_distribution(
+        "frontdesk-broken",
+        modules={"broken_agents": TWO_PROBLEMS},
+        agents={"broken": "broken_agents"},
+    )
+    monkeypatch.setenv("FRONTDESK_STRICT_PLUGINS", "1")
+    with use_default_registry(AgentRegistry(autodiscover=True)):
+        result = run("agents")
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert "(2 problems): id: 'Bad Id' is not a valid agent id" in line
+    assert "; states.initial: " in line
+    assert line.endswith("or unset FRONTDESK_STRICT_PLUGINS to skip it.")
+
+
+def test_load_filter_naming_no_installed_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTDESK_LOAD_PLUGINS", "frontdesk-nope")
+    with use_default_registry(AgentRegistry(autodiscover=True)):
+        result = run("agents")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(
+        "No agents loaded: FRONTDESK_LOAD_PLUGINS is set, and only these agent packages may "
+        "load: frontdesk-nope."
+    )
+    assert result.stderr.splitlines() == [
+        "warning: FRONTDESK_LOAD_PLUGINS names 'frontdesk-nope', which is not an installed "
+        "agent package (it lists distribution names, as `frontdesk plugins` shows them)"
+    ]
+
+
+def test_load_filter_naming_no_installed_package_is_an_error_when_strict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FRONTDESK_LOAD_PLUGINS", "sales")  # an agent id, not a distribution
+    monkeypatch.setenv("FRONTDESK_STRICT_PLUGINS", "1")
+    with use_default_registry(AgentRegistry(autodiscover=True)):
+        result = run("plugins")
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: FRONTDESK_LOAD_PLUGINS names sales, not an installed agent")
+    assert "'sales' is an entry point of frontdesk-sales" in line
+
+
+def test_agents_show_an_agent_whose_package_failed(make_distribution: DistributionMaker) -> None:
+    broken = make_distribution(
+        "frontdesk-billing",
+        modules={"billing_agents": "raise ImportError('stripe is not installed')\n"},
+        agents={"billing": "billing_agents"},
+    )
+    with use_default_registry(AgentRegistry(autodiscover=True)):
+        result = run("agents", "show", "billing")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: agent 'billing' is not available: its package frontdesk-billing 1.0 failed to "
+        f"load: ImportError: stripe is not installed (at {broken.parent / 'billing_agents.py'}:1)."
+        " Fix or reinstall it (`frontdesk plugins` shows every package's status)."
+    ]
+
+
+def test_agents_show_unknown_id_mentions_failed_packages(
+    make_distribution: DistributionMaker,
+) -> None:
+    make_distribution(
+        "frontdesk-broken",
+        modules={"broken_agents": "raise ImportError('gone')\n"},
+        agents={"broken": "broken_agents"},
+    )
+    with use_default_registry(AgentRegistry(autodiscover=True)):
+        result = run("agents", "show", "nope")
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: no agent 'nope' is registered")
+    assert line.endswith(
+        "1 agent package failed to load: frontdesk-broken (see `frontdesk plugins`)."
+    )
+
+
+def test_conflicts_show_in_every_listing(
+    make_distribution: DistributionMaker, registry: AgentRegistry
+) -> None:
+    make_distribution(
+        "frontdesk-fork",
+        modules={"fork_agents": good_package("sales")},
+        agents={"fork": "fork_agents"},
+    )
+    with use_default_registry(AgentRegistry(autodiscover=True)):
+        agents = run("agents")
+        plugins = run("plugins")
+        plugins_json = run("plugins", "--json")
+        demo = run("demo", "--conversations", "2", "--seed", "1")
+    sales_row = next(line for line in agents.stdout.splitlines() if line.split()[0] == "sales")
+    assert "(unusable: claimed twice)" in sales_row
+    assert "frontdesk-fork 1.0 and frontdesk-sales 0.1.0" in sales_row
+    fork_row = next(line for line in plugins.stdout.splitlines() if "frontdesk-fork" in line)
+    assert "sales (conflict)" in fork_row
+    assert "'sales' is also claimed by frontdesk-sales 0.1.0" in fork_row
+    records = {r["distribution"]: r for r in json.loads(plugins_json.stdout)}
+    assert records["frontdesk-fork"]["conflicts"] == ["sales"]
+    assert records["frontdesk-support"]["conflicts"] == []
+    for result in (agents, plugins, demo):
+        assert "warning: agent 'sales' is unusable: claimed by" in result.stderr
+    assert demo.exit_code == 0, demo.output
+
+
+@pytest.fixture
+def root_log_level() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
+    yield
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("root_log_level")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-v", "agents"],
+        ["agents", "-v"],
+        ["agents", "list", "--verbose"],
+        ["agents", "show", "sales", "-v"],
+        ["plugins", "-v"],
+        ["db", "sql", "-v"],
+    ],
+    ids=["before", "after", "after-list", "after-show", "plugins", "db"],
+)
+def test_verbose_anywhere(
+    discovered: AgentRegistry, caplog: pytest.LogCaptureFixture, args: list[str]
+) -> None:
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert logging.getLogger().getEffectiveLevel() == logging.DEBUG
+    if "db" not in args:
+        assert any("loaded agents sales" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.usefixtures("root_log_level")
+def test_not_verbose_without_the_flag(
+    discovered: AgentRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert run("agents").exit_code == 0
+    assert not any(r.levelno == logging.DEBUG for r in caplog.records)
+
+
+def test_agents_show_keeps_long_lines_whole_when_piped(
+    registry: AgentRegistry, make_agent: MakeAgent
+) -> None:
+    modes = tuple(f"collecting_delivery_detail_{i}" for i in range(6))
+    registry.register(
+        make_agent(
+            id="long",
+            description=" ".join(["A description longer than eighty characters."] * 3),
+            states=StateMachine(initial=modes[0], modes=modes, transitions={modes[0]: modes[1:]}),
+        )
+    )
+    with use_default_registry(registry):
+        result = run("agents", "show", "long")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert f"  {modes[0]} -> {', '.join(modes[1:])}" in lines
+    assert " ".join(["A description longer than eighty characters."] * 3) in lines

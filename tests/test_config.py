@@ -79,6 +79,17 @@ def test_from_toml(tmp_path: Path) -> None:
     assert config.states.can_move("b", "b")
 
 
+def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text('id = "x"\nname = \n', encoding="utf-8")
+    with pytest.raises(InvalidAgentConfigError) as excinfo:
+        AgentConfig.from_toml(path)
+    (problem,) = excinfo.value.problems
+    assert problem.field == "(file)"
+    assert problem.message.startswith(f"{path} is not valid TOML: ")
+    assert "line 2" in problem.message
+
+
 @pytest.mark.parametrize(
     ("overrides", "field", "fragment"),
     [

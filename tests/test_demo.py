@@ -18,6 +18,7 @@ from frontdesk import (
     Session,
     StorageError,
     StorageUnavailableError,
+    ValidationError,
 )
 from frontdesk.cli import create_cli
 from frontdesk.cli.demo import ProgressLines
@@ -169,7 +170,8 @@ async def test_no_agents_is_a_frontdesk_error() -> None:
         (["--workers", "1001"], "1001 is not in the range 1<=x<=1000"),
         (
             ["--conversations", "100000", "--messages", "100"],
-            f"conversations x messages must be at most {MAX_TOTAL_MESSAGES:,}",
+            "invalid conversations x messages: 100,000 x 100 is too many messages (the limit "
+            f"is {MAX_TOTAL_MESSAGES:,})",
         ),
     ],
     ids=["conversations", "messages", "workers", "total"],
@@ -182,8 +184,10 @@ def test_demo_sizes_are_bounded(installed: AgentRegistry, args: list[str], messa
 
 
 async def test_run_demo_refuses_sizes_past_the_bounds(installed: AgentRegistry) -> None:
-    with pytest.raises(FrontdeskError, match="conversations must be a whole number from 1"):
+    with pytest.raises(ValidationError) as excinfo:
         await run_demo(InMemoryStorage(), installed, conversations=MAX_CONVERSATIONS + 1)
+    assert excinfo.value.field == "conversations"
+    assert excinfo.value.limit == MAX_CONVERSATIONS
 
 
 def test_progress_lines_only_on_long_runs() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from importlib.metadata import entry_points
 
 import pytest
 
@@ -16,8 +17,9 @@ from frontdesk import (
     DuplicateAgentError,
     PluginLoadError,
     PluginStatus,
+    UnknownPluginError,
 )
-from frontdesk.registry import get_default_registry, use_default_registry
+from frontdesk.registry import ENTRY_POINT_GROUP, get_default_registry, use_default_registry
 
 from .conftest import DistributionMaker
 
@@ -470,3 +472,182 @@ def test_a_broken_register_tools_fails_its_package(
 def test_register_tool_takes_tools_only(registry: AgentRegistry) -> None:
     with pytest.raises(TypeError, match="takes a Tool"):
         registry.register_tool("check_stock")  # type: ignore[arg-type]
+
+
+# -- errors with context -----------------------------------------------------------------------
+
+
+def test_hook_error_names_file_and_line(make_distribution: DistributionMaker) -> None:
+    dist_info = make_distribution(
+        "frontdesk-broken",
+        modules={
+            "broken_agents": (
+                "from frontdesk import hookimpl\n"
+                "\n"
+                "@hookimpl\n"
+                "def register_agents():\n"
+                "    settings = {}\n"
+                "    return settings['x']\n"
+            )
+        },
+        agents={"broken": "broken_agents"},
+    )
+    [info] = [p for p in AgentRegistry().discover() if p.distribution == "frontdesk-broken"]
+    module = dist_info.parent / "broken_agents.py"
+    assert info.error == f"KeyError: 'x' (at {module}:6)"
+
+
+def test_toml_error_in_a_package_names_the_file(make_distribution: DistributionMaker) -> None:
+    dist_info = make_distribution(
+        "frontdesk-broken",
+        modules={
+            "broken_agents": (
+                "from pathlib import Path\n"
+                "from frontdesk import AgentConfig, hookimpl\n"
+                "\n"
+                "@hookimpl\n"
+                "def register_agents():\n"
+                "    return [AgentConfig.from_toml(Path(__file__).with_name('broken.toml'))]\n"
+            )
+        },
+        agents={"broken": "broken_agents"},
+    )
+    toml = dist_info.parent / "broken.toml"
+    toml.write_text("id = 'broken'\n[states\n", encoding="utf-8")
+    [info] = [p for p in AgentRegistry().discover() if p.distribution == "frontdesk-broken"]
+    assert info.error is not None
+    assert f"{toml} is not valid TOML" in info.error
+    assert f"(at {dist_info.parent / 'broken_agents.py'}:6)" in info.error
+
+
+@pytest.mark.parametrize(
+    ("setting", "unknown", "hint"),
+    [
+        pytest.param("frontdesk-sales,frontdesk-salse", ("frontdesk-salse",), "", id="typo"),
+        pytest.param(
+            "frontdesk-support,sales",
+            ("sales",),
+            "'sales' is an entry point of frontdesk-sales",
+            id="agent-id",
+        ),
+    ],
+)
+def test_load_filter_naming_what_is_not_installed(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    setting: str,
+    unknown: tuple[str, ...],
+    hint: str,
+) -> None:
+    monkeypatch.setenv("FRONTDESK_LOAD_PLUGINS", setting)
+    registry = AgentRegistry()
+    with caplog.at_level(logging.WARNING, logger="frontdesk.registry"):
+        registry.discover()
+    assert registry.unknown_plugins == unknown
+    (warning,) = [
+        r.getMessage() for r in caplog.records if "FRONTDESK_LOAD_PLUGINS" in r.getMessage()
+    ]
+    assert f"names {unknown[0]}, not an installed agent package" in warning
+    assert hint in warning
+
+
+def test_load_filter_naming_what_is_not_installed_is_fatal_when_strict(
+    registry: AgentRegistry, make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.register(make_agent(id="mine"))
+    monkeypatch.setenv("FRONTDESK_LOAD_PLUGINS", "frontdesk-nope")
+    monkeypatch.setenv("FRONTDESK_STRICT_PLUGINS", "1")
+    with pytest.raises(UnknownPluginError) as excinfo:
+        registry.discover()
+    assert excinfo.value.names == ("frontdesk-nope",)
+    assert "frontdesk-sales" in excinfo.value.installed
+    assert registry.list_ids() == ["mine"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        pytest.param(
+            None,
+            "its package frontdesk-billing 1.0 failed to load: ModuleNotFoundError: No module",
+            id="failed",
+        ),
+        pytest.param(
+            "frontdesk-sales",
+            "its package frontdesk-billing 1.0 is installed but not loaded: FRONTDESK_LOAD_PLUGINS",
+            id="blocked",
+        ),
+    ],
+)
+def test_missing_agent_whose_package_did_not_load(
+    make_distribution: DistributionMaker,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str | None,
+    reason: str,
+) -> None:
+    make_distribution(
+        "frontdesk-billing",
+        modules={"billing_agents": "import no_such_payment_library\n"},
+        agents={"billing": "billing_agents"},
+    )
+    if setting is not None:
+        monkeypatch.setenv("FRONTDESK_LOAD_PLUGINS", setting)
+    registry = AgentRegistry()
+    registry.discover()
+    with pytest.raises(AgentNotFoundError) as excinfo:
+        registry.get("billing")
+    assert excinfo.value.reason is not None
+    assert str(excinfo.value).startswith(f"agent 'billing' is not available: {reason}")
+
+
+def test_missing_agent_with_no_package_of_that_name_says_install(registry: AgentRegistry) -> None:
+    registry.discover()
+    with pytest.raises(AgentNotFoundError) as excinfo:
+        registry.get("billing")
+    assert excinfo.value.reason is None
+    assert "Install the package that provides it" in str(excinfo.value)
+
+
+# -- strict mode leaves the registry as it was -------------------------------------------------
+
+
+@pytest.fixture
+def broken_last(make_distribution: DistributionMaker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken agent package found after the installed ones, so that a registry changed
+    package by package would already hold sales and support when it fails."""
+    dist_info = make_distribution(
+        "frontdesk-broken", modules={"broken_agents": "1/0\n"}, agents={"broken": "broken_agents"}
+    )
+    site = str(dist_info.parent)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != site] + [site])
+    found = [ep.dist.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.dist]
+    assert found[-1] == "frontdesk-broken"
+    assert {"frontdesk-sales", "frontdesk-support"} <= set(found[:-1])
+
+
+@pytest.mark.usefixtures("broken_last")
+def test_strict_failure_keeps_exactly_what_was_registered(
+    registry: AgentRegistry, make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.register(make_agent(id="mine"))
+    monkeypatch.setenv("FRONTDESK_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginLoadError):
+        registry.discover()
+    assert registry.list_ids() == ["mine"]
+    assert registry.plugins == ()
+
+
+@pytest.mark.usefixtures("broken_last")
+def test_strict_failure_keeps_an_earlier_discovery(
+    registry: AgentRegistry, make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.register(make_agent(id="mine"))
+    monkeypatch.setenv("FRONTDESK_LOAD_PLUGINS", "frontdesk-support")
+    registry.discover()
+    before = (registry.list_ids(), registry.plugins)
+    assert "support" in before[0]
+    monkeypatch.delenv("FRONTDESK_LOAD_PLUGINS")
+    monkeypatch.setenv("FRONTDESK_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginLoadError):
+        registry.discover()
+    assert (registry.list_ids(), registry.plugins) == before

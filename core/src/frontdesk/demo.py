@@ -29,7 +29,7 @@ import attrs
 from attrs import define, field, frozen
 
 from .config import AgentConfig
-from .errors import FrontdeskError, StorageError
+from .errors import FrontdeskError, StorageError, ValidationError
 from .lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
 from .models import NewTurn, Role, Session, SessionStatus, Turn, TurnStats
 from .registry import AgentRegistry
@@ -44,7 +44,7 @@ __all__ = [
     "DemoCheck",
     "DemoReport",
     "MeasuredStorage",
-    "demo_size_problem",
+    "check_demo_sizes",
     "run_demo",
 ]
 
@@ -298,21 +298,23 @@ MAX_WORKERS = 1_000
 MAX_TOTAL_MESSAGES = 1_000_000  # conversations x messages
 
 
-def demo_size_problem(conversations: int, messages: int, workers: int) -> str | None:
-    """What is wrong with these sizes (None when they are fine), as one sentence."""
+def check_demo_sizes(conversations: int, messages: int, workers: int) -> None:
+    """Raise `ValidationError` (naming the size and its bound) unless the sizes are runnable."""
     for name, value, most in (
         ("conversations", conversations, MAX_CONVERSATIONS),
         ("messages", messages, MAX_MESSAGES),
         ("workers", workers, MAX_WORKERS),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
-            return f"{name} must be a whole number from 1 to {most:,}, got {value!r}"
+            raise ValidationError(
+                name, f"must be a whole number from 1 to {most:,}, got {value!r}", limit=most
+            )
     if conversations * messages > MAX_TOTAL_MESSAGES:
-        return (
-            f"conversations x messages must be at most {MAX_TOTAL_MESSAGES:,}, "
-            f"got {conversations:,} x {messages:,}"
+        raise ValidationError(
+            "conversations x messages",
+            f"{conversations:,} x {messages:,} is too many messages",
+            limit=f"{MAX_TOTAL_MESSAGES:,}",
         )
-    return None
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -349,9 +351,7 @@ async def run_demo(
         report = await run_demo(InMemoryStorage(), agent_registry, conversations=50)
         assert report.ok, [check for check in report.checks if not check.passed]
     """
-    problem = demo_size_problem(conversations, messages, workers)
-    if problem is not None:
-        raise FrontdeskError(f"demo sizes: {problem}")
+    check_demo_sizes(conversations, messages, workers)
     agents = registry.list()
     if not agents:
         raise FrontdeskError("no agents installed: pip install frontdesk-sales (or another)")

@@ -445,9 +445,10 @@ def _load(
     try:
         configs, tools = _call_plugin(ep, manager, source)
     except Exception as exc:  # any failure inside a package is that package's: recorded below
+        location = _where(exc)  # from the traceback, which the replacement below has not
         if isinstance(exc, InvalidAgentConfigError) and exc.distribution is None:
             exc = exc.with_distribution(distribution)
-        error = f"{type(exc).__name__}: {exc}{_where(exc)}"
+        error = f"{type(exc).__name__}: {exc}{location}"
         logger.warning("agent package %s %s failed to load: %s", distribution, version, error)
         if strict:
             raise PluginLoadError(distribution, version, where, error) from exc

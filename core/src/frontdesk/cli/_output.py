@@ -12,11 +12,21 @@ if TYPE_CHECKING:
 __all__ = ["console", "count", "warn"]
 
 
+# Output that goes to a file or a pipe is not wrapped: a line is a line, for grep and less.
+_PIPED_WIDTH = 1_000
+
+
 def console(**options: Any) -> Console:
-    """A rich console; rich is imported here so that `--json` output does not pay for it."""
+    """A rich console; rich is imported here so that `--json` output does not pay for it.
+
+    On a terminal it wraps at the terminal's width; piped, it never breaks a line.
+    """
     from rich.console import Console
 
-    return Console(**options)
+    out = Console(**options)
+    if not out.is_terminal and "width" not in options:
+        out.width = _PIPED_WIDTH
+    return out
 
 
 def warn(message: str) -> None:

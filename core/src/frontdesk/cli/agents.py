@@ -85,7 +85,7 @@ def _list_agents(registry: AgentRegistry, *, as_json: bool) -> None:
         ]
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
     elif not agents and not conflicts:
-        console().print(_nothing_listed(registry), markup=False)
+        click.echo(_nothing_listed(registry))
     else:
         from rich.table import Table
         from rich.text import Text

@@ -15,8 +15,9 @@ from ..demo import (
     MAX_CONVERSATIONS,
     MAX_MESSAGES,
     MAX_WORKERS,
-    demo_size_problem,
+    check_demo_sizes,
 )
+from ..errors import ValidationError
 from ._errors import one_line_errors
 from ._output import console
 from ._registry import load_registry, warn_conflicts
@@ -76,9 +77,10 @@ def command() -> click.Command:
         With --storage supabase the sessions are written to that project, in a workspace
         named demo-SEED-XXXXXXXX, and left there to look at.
         """
-        problem = demo_size_problem(conversations, messages, workers)
-        if problem is not None:
-            raise click.UsageError(problem)
+        try:
+            check_demo_sizes(conversations, messages, workers)
+        except ValidationError as exc:
+            raise click.UsageError(str(exc)) from exc
         report = asyncio.run(_run(conversations, messages, workers, seed, storage_name))
         _print_report(report)
         if not report.ok:
