@@ -5,7 +5,8 @@ intent, the captured data, then the mode change and the reply in one atomic comm
 retried on conflict (users double-text, so two requests of one conversation often run at
 the same moment). The model calls happen outside the retried function.
 
-Run it with any ASGI server, on the storage FRONTDESK_STORAGE names (memory by default):
+Run it with any ASGI server, on the storage FRONTDESK_STORAGE names (memory by default);
+a storage that cannot be opened stops the server at startup, with the reason:
 
     uv run --with uvicorn uvicorn examples.webhook:app
     curl -s localhost:8000/webhook -d '{"from": "+34600111222", "text": "Hola!"}'
@@ -151,8 +152,14 @@ def create_app(
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                if "storage" not in state:
-                    state["storage"] = await open_storage()
+                try:
+                    if "storage" not in state:
+                        state["storage"] = await open_storage()
+                except FrontdeskError as exc:
+                    # Refuse to start (the server exits with this message) rather than
+                    # answer 503 to every request.
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if storage is None and "storage" in state:

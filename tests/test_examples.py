@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -141,3 +142,34 @@ async def test_webhook_records_double_texts(installed: AgentRegistry) -> None:
     assert [t.turn_number for t in turns] == list(range(1, 9))
     assert len(session.state.intents_seen) == 4
     assert session.state.captured_data == {"email": "ana@example.com"}
+
+
+async def lifespan_startup(app: Any) -> dict[str, Any]:
+    """Run the ASGI lifespan startup as a server does; return the app's answer."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    task = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put)
+    )
+    answer = await asyncio.wait_for(outbox.get(), timeout=10)
+    if answer["type"] == "lifespan.startup.complete":
+        await inbox.put({"type": "lifespan.shutdown"})
+    await asyncio.wait_for(task, timeout=10)
+    return answer
+
+
+async def test_webhook_refuses_to_start_on_storage_it_cannot_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from examples.webhook import create_app
+    finally:
+        sys.path.remove(str(ROOT))
+    monkeypatch.setenv("FRONTDESK_STORAGE", "nonsense")
+    answer = await lifespan_startup(create_app())
+    assert answer["type"] == "lifespan.startup.failed"
+    assert answer["message"].startswith("no storage backend named 'nonsense'")
+    monkeypatch.setenv("FRONTDESK_STORAGE", "memory")
+    assert (await lifespan_startup(create_app()))["type"] == "lifespan.startup.complete"

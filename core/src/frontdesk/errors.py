@@ -18,7 +18,7 @@ trouble. Each error carries its context as attributes, and its message says what
     │   ├── PluginLoadError               .distribution .version .entry_point
     │   └── UnknownPluginError            .names .installed
     ├── StorageError
-    │   ├── StorageNotFoundError          .name .available
+    │   ├── StorageNotFoundError          .name .available .installable
     │   ├── StorageAccessDeniedError      .operation
     │   └── StorageUnavailableError       .operation .may_have_applied
     └── SessionError                      .session_id
@@ -38,7 +38,7 @@ the other conflicts are decisions, not races, and retrying them changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -275,13 +275,18 @@ class StorageError(FrontdeskError):
 class StorageNotFoundError(StorageError, LookupError):
     """No storage backend is installed under this name."""
 
-    def __init__(self, name: str, available: Iterable[str]) -> None:
+    def __init__(
+        self, name: str, available: Iterable[str], *, installable: Mapping[str, str] = {}
+    ) -> None:
         self.name = name
         self.available = tuple(sorted(available))
+        self.installable = dict(sorted(installable.items()))
+        more = "".join(
+            f" {other} needs `{command}`." for other, command in self.installable.items()
+        )
         super().__init__(
-            f"no storage backend named {name!r}; installed backends: {_names(self.available)}. "
-            "Check FRONTDESK_STORAGE, or install the extra that provides it "
-            "(for example frontdesk[supabase])."
+            f"no storage backend named {name!r}; installed backends: {_names(self.available)}."
+            f"{more} Check FRONTDESK_STORAGE, or install the package or extra that provides it."
         )
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from importlib.metadata import entry_points
+import re
+from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, version
 from typing import Any
 
 from ..errors import StorageError, StorageNotFoundError
@@ -52,6 +53,7 @@ __all__ = [
     "StorageBackend",
     "apply_state_ops",
     "available_storage",
+    "installable_storage",
     "open_storage",
 ]
 
@@ -61,8 +63,50 @@ DEFAULT_STORAGE = "memory"
 
 
 def available_storage() -> list[str]:
-    """The names of the installed storage backends, sorted."""
-    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    """The names of the storage backends that can be opened, sorted.
+
+    A backend whose entry point needs an extra that is not installed is left out (see
+    `installable_storage`).
+    """
+    return sorted(
+        {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if _install_hint(ep) is None}
+    )
+
+
+def installable_storage() -> dict[str, str]:
+    """Backends that need an extra that is not installed, each with the command that adds it.
+
+    >>> installable_storage()  # with frontdesk alone
+    {'supabase': "pip install 'frontdesk[supabase]'"}
+    """
+    found: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        hint = _install_hint(ep)
+        if hint is not None:
+            found.setdefault(ep.name, hint)
+    return dict(sorted(found.items()))
+
+
+def _install_hint(ep: EntryPoint) -> str | None:
+    """`pip install 'dist[extra]'` when the entry point names an extra (`name = target
+    [extra]`) whose requirements are not all installed; None when it can be loaded."""
+    if not ep.extras or ep.dist is None:
+        return None
+    for requirement in ep.dist.requires or ():
+        name, _, marker = requirement.partition(";")
+        if not any(
+            re.search(rf"""extra\s*==\s*["']{re.escape(extra)}["']""", marker)
+            for extra in ep.extras
+        ):
+            continue
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", name.strip())
+        if match is None:
+            continue
+        try:
+            version(match.group())
+        except PackageNotFoundError:
+            return f"pip install '{ep.dist.name}[{','.join(ep.extras)}]'"
+    return None
 
 
 async def open_storage(name: str | None = None, **options: Any) -> StorageBackend:
@@ -76,7 +120,12 @@ async def open_storage(name: str | None = None, **options: Any) -> StorageBacken
     chosen = name if name is not None else os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == chosen]
     if not found:
-        raise StorageNotFoundError(chosen, available_storage())
+        raise StorageNotFoundError(chosen, available_storage(), installable=installable_storage())
+    hint = _install_hint(found[0])
+    if hint is not None:
+        raise StorageError(
+            f"storage backend {chosen!r} is not installed: its extra is missing; run `{hint}`."
+        )
     try:
         factory = found[0].load()
     except ImportError as exc:
