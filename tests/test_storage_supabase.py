@@ -294,6 +294,31 @@ async def test_backend_terminated_after_commit(
     assert await _stored(manager, session.id) == (2, ["landed"])
 
 
+async def test_commit_answer_lost_on_the_database_connection(
+    manager: SessionManager, gateway: PostgrestGateway
+) -> None:
+    session = await manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    gateway.fail_next("lose_commit_answer", function="frontdesk_commit")
+    with pytest.raises(StorageUnavailableError, match="PGRST001") as excinfo:
+        await manager.add_turn(session.id, role="user", content="committed", tokens_used=2)
+    assert excinfo.value.may_have_applied is True
+    assert await _stored(manager, session.id) == (2, ["committed"])
+
+
+async def test_a_read_whose_database_connection_failed_is_retried(
+    manager: SessionManager, gateway: PostgrestGateway
+) -> None:
+    session = await manager.create_session(
+        agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+    )
+    gateway.fail_next("lose_commit_answer", function="frontdesk_get_session")
+    gateway.reset_request_count()
+    assert await manager.get_session(session.id) == session
+    assert gateway.request_count == 2  # PGRST001, then a fresh connection
+
+
 async def test_a_dead_pooled_connection_fails_a_write_as_unknown(
     small_manager: SessionManager, small_gateway: PostgrestGateway
 ) -> None:

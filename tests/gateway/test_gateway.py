@@ -825,6 +825,24 @@ async def test_terminate_after_commit_keeps_the_write(
     assert "committed" in await item_names(admin)
 
 
+async def test_lose_commit_answer_keeps_the_write(
+    gateway: PostgrestGateway,
+    http: httpx.AsyncClient,
+    service_key: str,
+    admin: psycopg.AsyncConnection[tuple[Any, ...]],
+) -> None:
+    gateway.fail_next("lose_commit_answer", function="insert_item")
+    response = await http.post(
+        "/rpc/insert_item", json={"id": 34, "name": "answer-lost"}, headers=auth(service_key)
+    )
+    assert response.status_code == 503
+    assert response.json()["code"] == "PGRST001"
+    assert "answer-lost" in await item_names(admin)
+    # The cut connection left the pool.
+    ok = await http.post("/rpc/echo_int", json={"n": 5}, headers=auth(service_key))
+    assert ok.json() == 5
+
+
 async def test_terminated_idle_connections_each_fail_one_request(
     gateway: PostgrestGateway,
     http: httpx.AsyncClient,

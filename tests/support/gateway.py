@@ -38,6 +38,9 @@ request, or the next one to `/rpc/{function}` when `function` is given):
 - `fail_next("terminate_after_commit")`: COMMIT, then terminate the backend before answering;
   the answer is the same 503 `57P01`, although the transaction committed (as when a
   connection ends around COMMIT, e.g. during a synchronous-replication wait).
+- `fail_next("lose_commit_answer")`: send COMMIT, then cut the database connection before
+  reading its answer; the answer is PostgREST's for a connection that failed under it (503
+  `PGRST001`), and the transaction committed (the server reads COMMIT before the cut).
 - `hold_next()`: the request takes its database connection, then waits before its
   transaction until `release()` (a slow request: for client timeouts and pool exhaustion).
 - `terminate_backends()`: terminate the idle pooled database connections, as a restart or
@@ -56,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 import sys
 import threading
@@ -85,10 +89,20 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FailMode = Literal[
-    "drop_before", "drop_after_commit", "terminate_before_commit", "terminate_after_commit"
+    "drop_before",
+    "drop_after_commit",
+    "terminate_before_commit",
+    "terminate_after_commit",
+    "lose_commit_answer",
 ]
 _FAIL_MODES = frozenset(
-    {"drop_before", "drop_after_commit", "terminate_before_commit", "terminate_after_commit"}
+    {
+        "drop_before",
+        "drop_after_commit",
+        "terminate_before_commit",
+        "terminate_after_commit",
+        "lose_commit_answer",
+    }
 )
 
 REST_PREFIX = "/rest/v1"
@@ -629,8 +643,9 @@ class PostgrestGateway:
         socket without answering. "terminate_before_commit": run the function, then
         terminate the database backend before COMMIT (503 57P01, nothing committed).
         "terminate_after_commit": COMMIT, then terminate the backend and answer its 503
-        57P01 instead of the result (committed). Several calls queue several failures, in
-        order.
+        57P01 instead of the result (committed). "lose_commit_answer": send COMMIT, then
+        cut the database connection before its answer (503 PGRST001, committed). Several
+        calls queue several failures, in order.
         """
         if mode not in _FAIL_MODES:
             raise ValueError(f"unknown failure mode {mode!r}")
@@ -809,6 +824,8 @@ class PostgrestGateway:
                 row = conn.execute(*self._call_query(routine, args)).fetchone()
                 if failure == "terminate_before_commit":
                     conn.execute(_TERMINATE_SELF)  # raises AdminShutdown (57P01)
+                if failure == "lose_commit_answer":
+                    raise self._lose_commit_answer(conn)
                 conn.execute("COMMIT")
                 if failure == "terminate_after_commit":
                     conn.execute(_TERMINATE_SELF)
@@ -974,6 +991,33 @@ class PostgrestGateway:
             "SELECT ({})::text FROM (SELECT * FROM pgrst_source) AS _postgrest_t"
         ).format(selected, source, sql.SQL(body))
         return query, params
+
+    def _lose_commit_answer(self, conn: psycopg.Connection[Any]) -> _ApiError:
+        """Send COMMIT, cut the connection before its answer; wait until the server is done.
+
+        The server reads the whole COMMIT message before the end of the stream, so it
+        commits, then finds the client gone and ends the backend; once the backend has
+        ended, the commit is visible to everyone.
+        """
+        pgconn, pid = conn.pgconn, conn.info.backend_pid
+        pgconn.send_query(b"COMMIT")
+        while pgconn.flush():  # a nonblocking connection may queue part of the message
+            time.sleep(0.001)
+        with socket.socket(fileno=os.dup(pgconn.socket)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        conn.close()
+        with psycopg.connect(self._dsn, autocommit=True) as observer:
+            deadline = time.monotonic() + 10
+            while observer.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]
+            ).fetchone():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"backend {pid} did not end after its client was cut")
+                time.sleep(0.005)
+        return _ApiError(
+            503, "PGRST001", "Database client error. Retrying the connection.",
+            details="server closed the connection unexpectedly",
+        )  # fmt: skip
 
     @staticmethod
     def _database_error(exc: psycopg.Error, *, anon: bool) -> _ApiError:
