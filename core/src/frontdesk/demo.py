@@ -295,7 +295,7 @@ class DemoReport:
 MAX_CONVERSATIONS = 100_000
 MAX_MESSAGES = 100  # per conversation
 MAX_WORKERS = 1_000
-MAX_TOTAL_MESSAGES = 1_000_000  # conversations x messages
+MAX_TOTAL_MESSAGES = 200_000  # conversations x messages: about 0.5 GB of turns in memory
 
 
 def check_demo_sizes(conversations: int, messages: int, workers: int) -> None:
