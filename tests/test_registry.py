@@ -497,6 +497,29 @@ def test_hook_error_names_file_and_line(make_distribution: DistributionMaker) ->
     assert info.error == f"KeyError: 'x' (at {module}:6)"
 
 
+def test_error_raised_inside_the_standard_library_points_at_the_package(
+    make_distribution: DistributionMaker,
+) -> None:
+    dist_info = make_distribution(
+        "frontdesk-broken",
+        modules={
+            "broken_agents": (
+                "import json\n"
+                "from frontdesk import hookimpl\n"
+                "\n"
+                "@hookimpl\n"
+                "def register_agents():\n"
+                "    return json.loads('{')\n"
+            )
+        },
+        agents={"broken": "broken_agents"},
+    )
+    [info] = [p for p in AgentRegistry().discover() if p.distribution == "frontdesk-broken"]
+    assert info.error is not None
+    assert info.error.startswith("JSONDecodeError: ")
+    assert info.error.endswith(f"(at {dist_info.parent / 'broken_agents.py'}:6)")
+
+
 def test_toml_error_in_a_package_names_the_file(make_distribution: DistributionMaker) -> None:
     dist_info = make_distribution(
         "frontdesk-broken",

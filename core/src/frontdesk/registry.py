@@ -523,11 +523,24 @@ def _plugin_tools(manager: pluggy.PluginManager, name: str) -> dict[str, Tool]:
     return tools
 
 
-# Frames in these directories are Python's, frontdesk's or pluggy's, never the package's own.
-_OWN_DIRS = (
-    sysconfig.get_paths()["stdlib"],
-    *(str(Path(module.__file__).parent) for module in (hookspecs, pluggy) if module.__file__),
+# Frames in these directories are frontdesk's, pluggy's or Python's, never the package's own
+# (each ends with a separator, so `frontdesk_sales/` is not inside `frontdesk/`). Installed
+# packages may live under the standard library's directory (`lib/python3.X/site-packages`).
+def _as_dir(path: str | Path) -> str:
+    return f"{Path(path)}{os.sep}"
+
+
+_FRAMEWORK_DIRS = tuple(
+    _as_dir(Path(module.__file__).parent) for module in (hookspecs, pluggy) if module.__file__
 )
+_STDLIB_DIR = _as_dir(sysconfig.get_paths()["stdlib"])
+_INSTALLED_DIRS = tuple(_as_dir(sysconfig.get_paths()[key]) for key in ("purelib", "platlib"))
+
+
+def _is_package_frame(filename: str) -> bool:
+    if filename.startswith(("<", *_FRAMEWORK_DIRS)):
+        return False
+    return not filename.startswith(_STDLIB_DIR) or filename.startswith(_INSTALLED_DIRS)
 
 
 def _where(exc: BaseException) -> str:
@@ -535,7 +548,7 @@ def _where(exc: BaseException) -> str:
     frames = [
         frame
         for frame in traceback.extract_tb(exc.__traceback__)
-        if not frame.filename.startswith(("<", *_OWN_DIRS))
+        if _is_package_frame(frame.filename)
     ]
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
