@@ -128,6 +128,7 @@ class _Outcome:
     reply: str
     reason: str | None = None
     mode: str | None = None
+    failed: bool = False
 
 
 class _RunFailedError(Exception):
@@ -181,7 +182,12 @@ class _Run:
     # -- the decision ----------------------------------------------------------------------
 
     async def decide(self) -> RunResult:
-        result = await self._decide()
+        agent = self.agent
+        with self.tracing.agent(agent.id, agent.name, self.session.id) as span:
+            result = await self._decide()
+            span.set_attribute("frontdesk.decision", str(result.decision))
+            if result.failed:
+                self.tracing.failed(span, "handoff")
         try:
             return self._build(result)
         except ValidationError as exc:
@@ -212,7 +218,7 @@ class _Run:
             reply, mode = await self._orchestrate(intent, confidence)
             return _Outcome(Decision.PROCEED, intent, confidence, reply, mode=mode)
         except _RunFailedError as failure:
-            return _Outcome(Decision.HANDOFF, intent, confidence, "", str(failure))
+            return _Outcome(Decision.HANDOFF, intent, confidence, "", str(failure), failed=True)
 
     async def _detect_intent(self) -> tuple[str, float, str]:
         thresholds = self.agent.thresholds

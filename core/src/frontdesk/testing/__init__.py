@@ -14,8 +14,9 @@
   registry holding the test agent, made the default for the test) and
   `frontdesk_manager` (a `SessionManager` bound to both).
 - `make_test_agent()`: a small valid agent config to register in tests.
-- `ScriptedModel`: a model whose answers a test writes, recording every request
-  (`frontdesk.testing.scripted`, which imports nothing from pytest).
+- `ScriptedModel`: a model whose answers a test writes, recording every request, and
+  `OfflineModel`: keyword intents and labelled replies from the agents' own configs, for
+  demos without a key (`frontdesk.testing.scripted` and `.offline` import no pytest).
 """
 
 import pytest
@@ -26,6 +27,7 @@ pytest.register_assert_rewrite("frontdesk.testing.contract")
 from typing import TYPE_CHECKING, Any  # noqa: E402 - after the rewrite hook
 
 from .agents import TEST_AGENT_ID, make_test_agent  # noqa: E402 - after the rewrite hook
+from .offline import OfflineModel  # noqa: E402 - after the rewrite hook
 from .scripted import ScriptedModel  # noqa: E402 - after the rewrite hook
 
 if TYPE_CHECKING:
@@ -42,4 +44,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["TEST_AGENT_ID", "ScriptedModel", "StorageContractTests", "make_test_agent", "requires"]
+__all__ = [
+    "TEST_AGENT_ID",
+    "OfflineModel",
+    "ScriptedModel",
+    "StorageContractTests",
+    "make_test_agent",
+    "requires",
+]
