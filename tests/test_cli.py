@@ -14,7 +14,7 @@ from frontdesk.cli import create_cli
 from frontdesk.registry import use_default_registry
 
 from .conftest import DistributionMaker
-from .test_registry import good_package
+from .test_registry import good_package, tools_package
 
 MakeAgent = Callable[..., AgentConfig]
 
@@ -384,3 +384,32 @@ def test_agents_show_keeps_long_lines_whole_when_piped(
     lines = result.stdout.splitlines()
     assert f"  {modes[0]} -> {', '.join(modes[1:])}" in lines
     assert " ".join(["A description longer than eighty characters."] * 3) in lines
+
+
+def test_agents_show_lists_tools_and_flags_missing_ones(
+    make_distribution: DistributionMaker,
+) -> None:
+    make_distribution(
+        "frontdesk-shop",
+        modules={"shop_agents": tools_package("shop", "shop", "check_stock")},
+        agents={"shop": "shop_agents"},
+    )
+    with use_default_registry(AgentRegistry(autodiscover=True)):
+        shown = run("agents", "show", "shop")
+        as_json = run("agents", "show", "shop", "--json")
+        sales = run("agents", "show", "sales")
+        plugins = run("plugins", "--json")
+        table = run("plugins")
+
+    assert shown.exit_code == 0, shown.output
+    assert "check_stock, create_order (not implemented)" in shown.stdout
+    assert "names tools nothing implements: create_order" in shown.stderr
+    assert "Hand-off message" in shown.stdout
+    assert json.loads(as_json.stdout)["missing_tools"] == ["create_order"]
+    assert "not implemented" not in sales.stdout
+    assert sales.stderr == ""
+    records = {r["distribution"]: r for r in json.loads(plugins.stdout)}
+    assert records["frontdesk-shop"]["tools"] == ["check_stock"]
+    assert records["frontdesk-shop"]["missing_tools"] == {"shop": ["create_order"]}
+    assert records["frontdesk-sales"]["missing_tools"] == {}
+    assert "agent 'shop' (frontdesk-shop) names tools nothing implements" in table.stderr

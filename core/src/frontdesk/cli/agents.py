@@ -48,10 +48,13 @@ def command() -> click.Group:
             raise click.ClickException(one_line(str(exc)) + (f" {note}." if note else "")) from exc
         except FrontdeskError as exc:
             raise click.ClickException(one_line(str(exc))) from exc
+        missing = registry.missing_tools(agent_id)
         if as_json:
-            click.echo(json.dumps(_agent_record(config, full=True), indent=2, ensure_ascii=False))
+            record = _agent_record(config, full=True)
+            record["missing_tools"] = list(missing)
+            click.echo(json.dumps(record, indent=2, ensure_ascii=False))
         else:
-            _print_agent(config)
+            _print_agent(config, missing)
 
     return agents
 
@@ -137,7 +140,7 @@ def _nothing_listed(registry: AgentRegistry) -> str:
     )
 
 
-def _print_agent(config: AgentConfig) -> None:
+def _print_agent(config: AgentConfig, missing: tuple[str, ...]) -> None:
     from rich.markup import escape
 
     # soft_wrap: a long line is the terminal's to wrap; piped output keeps every line whole.
@@ -158,7 +161,14 @@ def _print_agent(config: AgentConfig) -> None:
         f"[bold]Thresholds[/bold] proceed {t.proceed}, reanalyze {t.reanalyze}, "
         f"clarify {t.clarify}; below clarify: hand off"
     )
-    out.print(f"[bold]Tools[/bold] {escape(', '.join(config.tools) or '(none)')}")
+    tools = [f"{t} (not implemented)" if t in missing else t for t in config.tools]
+    out.print(f"[bold]Tools[/bold] {escape(', '.join(tools) or '(none)')}")
+    if missing:
+        warn(
+            f"agent {config.id!r} names tools nothing implements: {', '.join(missing)}; "
+            "calls to them fail (the agent's package provides tools with register_tools)"
+        )
+    out.print(f"[bold]Hand-off message[/bold] {escape(config.handoff_message)}")
     for role, model in (
         ("Intent detector", config.intent_detector),
         ("Orchestrator", config.orchestrator),
