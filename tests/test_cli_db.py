@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -10,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from frontdesk.cli import create_cli
 from frontdesk.storage.migrations import migrations
+from frontdesk.storage.sqlite import SQLiteStorage
 from tests.support.gateway import PostgrestGateway
 from tests.support.postgres import setup_supabase_roles
 
@@ -133,3 +136,82 @@ def test_check_reports_an_anon_key_that_can_call(
     result = run("db", "check")
     assert result.exit_code == 1, result.output
     assert "FAIL  anon key denied: the anon key can call frontdesk's functions" in result.stdout
+
+
+# -- the other backends -----------------------------------------------------------------------
+
+
+def test_check_plain_postgres(postgres_project: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTDESK_STORAGE", "postgres")
+    result = run("db", "check", "--requests", "2")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "ok  migrations: all applied" in out
+    assert "ok  functions callable by this role: schema version 1" in out
+    assert "ok  row-level security: agent_sessions=True, agent_turns=True" in out
+    assert "ok  anon/authenticated privileges: none" in out
+    assert "over 2 requests" in out
+
+
+def test_check_postgres_lists_missing_migrations(
+    app_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRONTDESK_POSTGRES_DSN", app_database)
+    result = run("db", "check", "--storage", "postgres")
+    assert result.exit_code == 1
+    assert f"FAIL  migrations: missing {', '.join(m.name for m in migrations())}" in (
+        result.stdout.replace("\n", " ")
+    )
+
+
+def test_check_postgres_that_is_down_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTDESK_POSTGRES_DSN", "postgresql://nobody@127.0.0.1:9/none")
+    result = run("db", "check", "--storage", "postgres")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: storage operation 'connect' failed")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_check_supabase_reports_privileges_granted_to_anon(
+    project: PostgrestGateway, fresh_database: str
+) -> None:
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        conn.execute("grant truncate on public.frontdesk_migrations to anon")
+    result = run("db", "check")
+    assert result.exit_code == 1
+    assert "FAIL  anon/authenticated privileges: anon: TRUNCATE on frontdesk_migrations" in (
+        result.stdout
+    )
+
+
+def test_check_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(tmp_path / "s.db"))
+    result = run("db", "check", "--storage", "sqlite", "--requests", "2")
+    assert result.exit_code == 0, result.output
+    assert "(schema version 1)" in result.stdout
+    assert "ok  WAL mode: wal" in result.stdout
+    assert "ok  write lock: taken and released" in result.stdout
+
+
+def test_check_sqlite_that_another_process_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "busy.db"
+    SQLiteStorage(path).close()
+    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(path))
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("begin immediate")  # held past the default 5 s wait
+    try:
+        result = run("db", "check", "--storage", "sqlite")
+    finally:
+        blocker.execute("rollback")
+        blocker.close()
+    assert result.exit_code == 1
+    assert "FAIL  write lock" in result.stdout
+    assert "locked" in result.stdout
+
+
+def test_check_memory_has_nothing_to_check() -> None:
+    result = run("db", "check", "--storage", "memory")
+    assert result.exit_code == 1
+    assert "nothing to check for storage 'memory'" in result.stderr

@@ -6,10 +6,13 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import click
 
 from ..errors import FrontdeskError, StorageAccessDeniedError
+from ..storage.base import StorageBackend
 from ._errors import one_line, one_line_errors
 from ._output import console
 
@@ -52,17 +55,134 @@ def command() -> click.Group:
 
     @db.command("check")
     @click.option("--requests", "count", default=5, show_default=True, help="Round trips to time.")
-    def check(count: int) -> None:
-        """Check the Supabase project in SUPABASE_URL / SUPABASE_SERVICE_ROLE_KEY.
+    @click.option(
+        "--storage",
+        "storage_name",
+        envvar="FRONTDESK_STORAGE",
+        default="supabase",
+        show_default=True,
+        help="The backend to check (supabase, postgres, sqlite); also $FRONTDESK_STORAGE.",
+    )
+    def check(count: int, storage_name: str) -> None:
+        """Check the database of the backend in use, and report what is missing.
 
-        Reports: reachable, migrations applied, row-level security on, the anon key
-        (SUPABASE_ANON_KEY, if set) refused, and the round-trip latency.
+        supabase (SUPABASE_URL / SUPABASE_SERVICE_ROLE_KEY): reachable, migrated, row-level
+        security on, no privilege for anon/authenticated, the anon key (SUPABASE_ANON_KEY,
+        if set) refused. postgres (FRONTDESK_POSTGRES_DSN, else DATABASE_URL): reachable,
+        every migration applied, functions callable by this role, row-level security on,
+        no privilege for anon/authenticated. sqlite (FRONTDESK_SQLITE_PATH): the file, its
+        schema, WAL mode, the write lock. Then the round-trip latency.
         """
-        ok = asyncio.run(_check_project(count))
+        checks = {"supabase": _check_project, "postgres": _check_postgres, "sqlite": _check_sqlite}
+        if storage_name not in checks:
+            raise click.ClickException(
+                f"nothing to check for storage {storage_name!r}: db check knows "
+                f"{', '.join(sorted(checks))} (memory keeps no database)."
+            )
+        ok = asyncio.run(checks[storage_name](count))
         if not ok:
             raise SystemExit(1)
 
     return db
+
+
+def _report(name: str, passed: bool | None, detail: str) -> None:
+    mark = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]skip[/]"}[passed]
+    console(highlight=False).print(f"{mark:>18}  {name}: {detail}", soft_wrap=True)
+
+
+def _report_exposed(health: Mapping[str, Any]) -> bool:
+    """Report the privileges Supabase's API roles hold on frontdesk's objects (want: none)."""
+    exposed = health.get("exposed")
+    if exposed is None:
+        _report("anon/authenticated privileges", None, "unknown: run `frontdesk db migrate`")
+        return True
+    _report(
+        "anon/authenticated privileges",
+        not exposed,
+        "none" if not exposed else f"{', '.join(exposed)}: run `frontdesk db migrate`",
+    )
+    return not exposed
+
+
+async def _round_trips(backend: StorageBackend, count: int) -> None:
+    timings = []
+    for _ in range(max(count, 1)):
+        start = time.perf_counter()
+        await backend.find_active_session("frontdesk-db-check", "-", "-")
+        timings.append((time.perf_counter() - start) * 1000)
+    timings.sort()
+    _report(
+        "round trip",
+        True,
+        f"median {timings[len(timings) // 2]:.1f} ms, max {timings[-1]:.1f} ms "
+        f"over {len(timings)} requests",
+    )
+
+
+async def _check_postgres(count: int) -> bool:
+    try:
+        from ..storage.migrations import missing_migrations
+        from ..storage.postgres import DSN_ENV, FALLBACK_DSN_ENV, PostgresStorage
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the postgres backend is not installed ({exc}): pip install 'frontdesk[postgres]'"
+        ) from exc
+    with one_line_errors():
+        storage = await PostgresStorage.from_env(min_size=1, max_size=1)
+    async with storage as backend:
+        _report("reachable", True, repr(backend))
+        dsn = os.environ.get(DSN_ENV, "").strip() or os.environ.get(FALLBACK_DSN_ENV, "").strip()
+        try:
+            missing = await asyncio.to_thread(missing_migrations, dsn)
+        except FrontdeskError as exc:
+            _report("migrations", False, str(exc))
+            return False
+        _report(
+            "migrations",
+            not missing,
+            "all applied"
+            if not missing
+            else f"missing {', '.join(missing)}: run `frontdesk db migrate --dsn ...`",
+        )
+        if missing:
+            return False
+        try:
+            health = await backend.health()
+        except FrontdeskError as exc:
+            _report("functions callable by this role", False, str(exc))
+            return False
+        _report(
+            "functions callable by this role",
+            True,
+            f"schema version {health.get('schema_version')}",
+        )
+        rls = health.get("rls") or {}
+        rls_on = bool(rls) and all(rls.values())
+        _report("row-level security", rls_on, ", ".join(f"{t}={v}" for t, v in sorted(rls.items())))
+        exposed_ok = _report_exposed(health)
+        await _round_trips(backend, count)
+    return rls_on and exposed_ok
+
+
+async def _check_sqlite(count: int) -> bool:
+    from ..storage.sqlite import SQLiteStorage
+
+    with one_line_errors():
+        storage = SQLiteStorage.from_env()
+    async with storage as backend:
+        health = await backend.health()
+        _report("file", True, f"{health['path']} (schema version {health['schema_version']})")
+        wal = bool(health["journal_mode"] == "wal")
+        _report("WAL mode", wal, str(health["journal_mode"]))
+        try:
+            await backend.check_write_lock()
+        except FrontdeskError as exc:
+            _report("write lock", False, str(exc))
+            return False
+        _report("write lock", True, "taken and released")
+        await _round_trips(backend, count)
+    return wal
 
 
 async def _check_project(count: int) -> bool:
@@ -73,11 +193,7 @@ async def _check_project(count: int) -> bool:
             f"the Supabase backend is not installed ({exc}): pip install 'frontdesk[supabase]'"
         ) from exc
 
-    def report(name: str, passed: bool | None, detail: str) -> None:
-        mark = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]skip[/]"}[passed]
-        # soft_wrap: each check stays on one line, whatever the width, so it can be grepped.
-        console(highlight=False, soft_wrap=True).print(f"{mark:>18}  {name}: {detail}")
-
+    report = _report
     results: list[bool] = []
     with one_line_errors():
         storage = await SupabaseStorage.from_env()
@@ -92,6 +208,7 @@ async def _check_project(count: int) -> bool:
         rls_on = bool(rls) and all(rls.values())
         report("row-level security", rls_on, ", ".join(f"{t}={v}" for t, v in sorted(rls.items())))
         results.append(rls_on)
+        results.append(_report_exposed(health))
         anon_key = os.environ.get("SUPABASE_ANON_KEY")
         if anon_key:
             denied, detail = await _anon_denied(anon_key)
@@ -99,18 +216,7 @@ async def _check_project(count: int) -> bool:
             results.append(denied)
         else:
             report("anon key denied", None, "set SUPABASE_ANON_KEY to check it")
-        timings = []
-        for _ in range(max(count, 1)):
-            start = time.perf_counter()
-            await backend.find_active_session("frontdesk-db-check", "-", "-")
-            timings.append((time.perf_counter() - start) * 1000)
-        timings.sort()
-        report(
-            "round trip",
-            True,
-            f"median {timings[len(timings) // 2]:.1f} ms, max {timings[-1]:.1f} ms "
-            f"over {len(timings)} requests",
-        )
+        await _round_trips(backend, count)
     return all(results)
 
 

@@ -434,6 +434,22 @@ class SQLiteStorage:
 
         return await self._run("migrate_session", migrate, write=True)
 
+    async def health(self) -> dict[str, Any]:
+        """What `frontdesk db check` reports: the file, its schema version, its journal mode."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            return {
+                "path": str(self.path),
+                "schema_version": int(conn.execute("pragma user_version").fetchone()[0]),
+                "journal_mode": str(conn.execute("pragma journal_mode").fetchone()[0]),
+            }
+
+        return await self._run("health", read, write=False)
+
+    async def check_write_lock(self) -> None:
+        """Take the write lock and release it, writing nothing (bounded by `timeout`)."""
+        await self._run("check_write_lock", lambda conn: None, write=True)
+
     # -- transactions ----------------------------------------------------------------------
 
     async def _run(
@@ -501,6 +517,8 @@ class SQLiteStorage:
                     f"the SQLite database {str(self.path)!r} cannot use WAL mode (got {mode}); "
                     "put it on a local disk."
                 )
+            if int(conn.execute("pragma user_version").fetchone()[0]) == _SCHEMA_VERSION:
+                return  # the usual case: no need to wait for the write lock
             conn.execute("begin immediate")
             try:
                 version = int(conn.execute("pragma user_version").fetchone()[0])
