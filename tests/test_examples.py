@@ -81,15 +81,23 @@ def test_agent_package_installs_and_appears(tmp_path: Path) -> None:
     assert {"sales", "support"} <= set(agents)
 
 
-def test_testing_examples_pass(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres"])
+def test_testing_examples_pass(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The application's tests pass on each kind of store the plugin can swap in."""
     # Copied out of the repository, so that only the example's own pytest configuration
     # applies, as in an application's project.
     project = tmp_path / "app_tests"
     shutil.copytree(EXAMPLES / "testing", project)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "FRONTDESK_"))}
+    options = [] if backend == "memory" else ["--frontdesk-storage", backend]
+    if backend == "postgres":
+        env["FRONTDESK_TEST_POSTGRES_DSN"] = request.getfixturevalue("postgres_dsn")
+    result = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", *options],
         cwd=project,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "FRONTDESK_"))},
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -98,6 +106,43 @@ def test_testing_examples_pass(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "passed" in result.stdout.splitlines()[-1]
     assert "failed" not in result.stdout.splitlines()[-1]
+    # The application's tests really ran on that backend.
+    assert "PASSED test_my_app.py::test_the_storage_is_the_chosen_kind" in result.stdout
+
+
+def test_the_testing_plugin_takes_its_choice_from_the_environment(tmp_path: Path) -> None:
+    project = tmp_path / "app_tests"
+    shutil.copytree(EXAMPLES / "testing", project)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "FRONTDESK_"))}
+    env["FRONTDESK_TEST_STORAGE"] = "sqlite"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_app.py"],
+        cwd=project,
+        env={**env, "EXPECTED_FRONTDESK_STORAGE": "sqlite"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_testing_plugin_refuses_an_unknown_storage(tmp_path: Path) -> None:
+    project = tmp_path / "app_tests"
+    shutil.copytree(EXAMPLES / "testing", project)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "FRONTDESK_"))}
+    env["FRONTDESK_TEST_STORAGE"] = "nonsense"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 4  # pytest's usage error
+    assert "FRONTDESK_TEST_STORAGE='nonsense' is not a test storage" in result.stderr
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 from frontdesk import AgentRegistry, SessionManager
+from frontdesk.storage import StorageBackend
 from frontdesk.testing import make_test_agent
 
 
@@ -30,3 +33,14 @@ async def test_each_test_starts_empty(frontdesk_manager: SessionManager) -> None
         "whatsapp:+34600000001", "test-agent"
     )
     assert found is None
+
+
+async def test_the_storage_is_the_chosen_kind(
+    frontdesk_storage: StorageBackend, frontdesk_storage_name: str
+) -> None:
+    """`--frontdesk-storage sqlite` (or FRONTDESK_TEST_STORAGE) swaps the backend in."""
+    kinds = {"memory": "InMemoryStorage", "sqlite": "SQLiteStorage", "postgres": "PostgresStorage"}
+    assert type(frontdesk_storage).__name__ == kinds[frontdesk_storage_name]
+    expected = os.environ.get("EXPECTED_FRONTDESK_STORAGE")
+    if expected is not None:
+        assert frontdesk_storage_name == expected

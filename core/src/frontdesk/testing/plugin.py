@@ -4,28 +4,114 @@ async def test_my_handler(frontdesk_manager):
     session, _ = await frontdesk_manager.get_or_create_session(
         agent_id="test-agent", conversation_id="c1", contact_id="u1"
     )
+
+The storage is in memory unless `--frontdesk-storage NAME` (or FRONTDESK_TEST_STORAGE)
+names another kind: `sqlite` (a temporary file per test) or `postgres` (a database per test,
+copied from a migrated template on the server of `--frontdesk-postgres-dsn` or
+FRONTDESK_TEST_POSTGRES_DSN). Every test gets a fresh, empty store, removed after it.
+Run the same application tests on memory locally and on the backend you deploy in CI.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib.util
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ..registry import AgentRegistry, use_default_registry
 from ..sessions import SessionManager
+from ..storage.base import StorageBackend
 from ..storage.memory import InMemoryStorage
+from ._stores import KINDS, PostgresTemplate, fresh_store, postgres_admin_dsn
 from .agents import make_test_agent
 
-__all__ = ["frontdesk_manager", "frontdesk_registry", "frontdesk_storage"]
+__all__ = [
+    "frontdesk_manager",
+    "frontdesk_registry",
+    "frontdesk_storage_name",
+    "pytest_addoption",
+    "pytest_configure",
+]
 
 TEST_WORKSPACE_ID = "test-workspace"
+TEST_STORAGE_ENV = "FRONTDESK_TEST_STORAGE"
+
+_TEMPLATE = pytest.StashKey[PostgresTemplate]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("frontdesk")
+    group.addoption(
+        "--frontdesk-storage",
+        dest="frontdesk_storage",
+        default=None,
+        choices=KINDS,
+        help=f"the storage behind the frontdesk_storage fixture (default: ${TEST_STORAGE_ENV}, "
+        "else memory)",
+    )
+    group.addoption(
+        "--frontdesk-postgres-dsn",
+        dest="frontdesk_postgres_dsn",
+        default=None,
+        help="the PostgreSQL server to make per-test databases on (a role with CREATEDB; "
+        "default: $FRONTDESK_TEST_POSTGRES_DSN)",
+    )
+
+
+def _storage_kind(config: pytest.Config) -> str:
+    kind = config.getoption("frontdesk_storage") or os.environ.get(TEST_STORAGE_ENV) or "memory"
+    if kind not in KINDS:
+        raise pytest.UsageError(
+            f"{TEST_STORAGE_ENV}={kind!r} is not a test storage; choose one of {', '.join(KINDS)}."
+        )
+    return str(kind)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Check the choice (and make the Postgres template) once, before any test runs.
+    if _storage_kind(config) == "postgres":
+        template = PostgresTemplate(postgres_admin_dsn(config))
+        template.create()
+        config.stash[_TEMPLATE] = template
+        config.add_cleanup(template.drop)
 
 
 @pytest.fixture
-def frontdesk_storage() -> InMemoryStorage:
-    """An empty in-memory storage, new for each test."""
-    return InMemoryStorage()
+def frontdesk_storage_name(request: pytest.FixtureRequest) -> str:
+    """The kind of storage the tests run on: memory, sqlite or postgres."""
+    return _storage_kind(request.config)
+
+
+# The fixtures plugin works without pytest-asyncio too, in memory only.
+_HAS_PYTEST_ASYNCIO = importlib.util.find_spec("pytest_asyncio") is not None
+
+if not _HAS_PYTEST_ASYNCIO:
+
+    @pytest.fixture(name="frontdesk_storage")
+    def _memory_storage(frontdesk_storage_name: str) -> StorageBackend:
+        """An empty in-memory storage, new for each test."""
+        if frontdesk_storage_name != "memory":
+            raise pytest.UsageError(
+                f"the {frontdesk_storage_name} test storage needs pytest-asyncio: "
+                "pip install 'frontdesk[testing]'"
+            )
+        return InMemoryStorage()
+
+else:
+    import pytest_asyncio
+
+    @pytest_asyncio.fixture(name="frontdesk_storage")
+    async def _any_storage(
+        request: pytest.FixtureRequest, frontdesk_storage_name: str, tmp_path: Path
+    ) -> AsyncIterator[StorageBackend]:
+        """An empty storage of the chosen kind (memory by default), new for each test."""
+        template: Any = request.config.stash.get(_TEMPLATE, None)
+        async with fresh_store(frontdesk_storage_name, tmp_path, template) as storage:
+            yield storage
 
 
 @pytest.fixture
@@ -42,7 +128,7 @@ def frontdesk_registry() -> Iterator[AgentRegistry]:
 
 @pytest.fixture
 def frontdesk_manager(
-    frontdesk_storage: InMemoryStorage, frontdesk_registry: AgentRegistry
+    frontdesk_storage: StorageBackend, frontdesk_registry: AgentRegistry
 ) -> SessionManager:
     """A `SessionManager` for workspace `test-workspace` over the two fixtures above."""
     return SessionManager(

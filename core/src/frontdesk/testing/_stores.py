@@ -1,0 +1,127 @@
+"""Fresh, empty stores of each kind for the pytest plugin's `frontdesk_storage` fixture.
+
+- `memory`: a new `InMemoryStorage`.
+- `sqlite`: a new file in the test's temporary directory.
+- `postgres`: a database of its own, copied from a migrated template (made once per test
+  session) on the server of `--frontdesk-postgres-dsn` / FRONTDESK_TEST_POSTGRES_DSN, and
+  dropped after the test. The DSN's role needs CREATEDB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..storage.base import StorageBackend
+from ..storage.memory import InMemoryStorage
+
+__all__ = ["KINDS", "POSTGRES_DSN_ENV", "PostgresTemplate", "fresh_store"]
+
+KINDS = ("memory", "postgres", "sqlite")
+POSTGRES_DSN_ENV = "FRONTDESK_TEST_POSTGRES_DSN"
+
+
+class PostgresTemplate:
+    """A migrated template database on a server; copies of it, one per test."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+        self.name = f"frontdesk_template_{secrets.token_hex(6)}"
+        self._created = False
+
+    def _sql(self) -> Any:
+        try:
+            import psycopg
+            from psycopg import sql
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            raise pytest.UsageError(
+                "--frontdesk-storage postgres needs psycopg: pip install 'frontdesk[postgres]'"
+            ) from exc
+        return psycopg, sql
+
+    def _dsn(self, dbname: str) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(self.admin_dsn, dbname=dbname)
+
+    def create(self) -> None:
+        from ..storage.migrations import apply_migrations
+
+        psycopg, sql = self._sql()
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(self.name)))
+        self._created = True
+        apply_migrations(self._dsn(self.name))
+
+    def drop(self) -> None:
+        if self._created:
+            self._drop(self.name)
+
+    @contextlib.contextmanager
+    def copy(self) -> Iterator[str]:
+        """A new database copied from the template; its DSN. Dropped afterwards."""
+        psycopg, sql = self._sql()
+        name = f"frontdesk_test_{secrets.token_hex(6)}"
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(self.name)
+                )
+            )
+        try:
+            yield self._dsn(name)
+        finally:
+            self._drop(name)
+
+    def _drop(self, name: str) -> None:
+        psycopg, sql = self._sql()
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+def postgres_admin_dsn(config: pytest.Config) -> str:
+    """The DSN the plugin makes Postgres test databases with; a usage error if none."""
+    dsn = config.getoption("frontdesk_postgres_dsn") or os.environ.get(POSTGRES_DSN_ENV, "")
+    if not dsn.strip():
+        raise pytest.UsageError(
+            "--frontdesk-storage postgres needs a server to make test databases on: pass "
+            f"--frontdesk-postgres-dsn URL or set {POSTGRES_DSN_ENV} (a role with CREATEDB)."
+        )
+    return dsn.strip()
+
+
+@contextlib.asynccontextmanager
+async def fresh_store(
+    kind: str, tmp_path: Path, template: PostgresTemplate | None
+) -> AsyncIterator[StorageBackend]:
+    """A fresh, empty store of `kind`, closed and removed afterwards."""
+    if kind == "memory":
+        yield InMemoryStorage()
+    elif kind == "sqlite":
+        from ..storage.sqlite import SQLiteStorage
+
+        sqlite = SQLiteStorage(tmp_path / "frontdesk.db")
+        try:
+            yield sqlite
+        finally:
+            await sqlite.aclose()
+    elif kind == "postgres":
+        from ..storage.postgres import PostgresStorage
+
+        assert template is not None
+        with template.copy() as dsn:
+            postgres = await PostgresStorage.connect(dsn, max_size=20)
+            try:
+                yield postgres
+            finally:
+                await postgres.aclose()
+    else:  # pragma: no cover - refused when pytest starts
+        raise pytest.UsageError(f"unknown frontdesk test storage {kind!r}")
