@@ -6,6 +6,7 @@ import io
 import re
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import attrs
 import pytest
@@ -149,6 +150,26 @@ def test_demo_on_supabase(
     assert result.exit_code == 0, result.output
     assert "frontdesk demo (supabase, seed 2)" in result.stdout
     assert "ok lost updates" in result.stdout
+
+
+def test_demo_on_postgres(
+    installed: AgentRegistry, postgres_project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run("demo", "--storage", "postgres", "--conversations", "12", "--seed", "2")
+    assert result.exit_code == 0, result.output
+    assert "frontdesk demo (postgres, seed 2)" in result.stdout
+    assert "ok lost updates" in result.stdout
+
+
+def test_demo_on_sqlite(
+    installed: AgentRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(tmp_path / "demo.db"))
+    result = run("demo", "--storage", "sqlite", "--conversations", "12", "--seed", "2")
+    assert result.exit_code == 0, result.output
+    assert "frontdesk demo (sqlite, seed 2)" in result.stdout
+    assert "ok lost updates" in result.stdout
+    assert (tmp_path / "demo.db").stat().st_size > 0
 
 
 async def test_no_agents_is_a_frontdesk_error() -> None:

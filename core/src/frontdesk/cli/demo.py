@@ -62,7 +62,8 @@ def command() -> click.Command:
         envvar="FRONTDESK_STORAGE",
         default="memory",
         show_default=True,
-        help="Storage backend by name (memory, supabase, ...); also $FRONTDESK_STORAGE.",
+        help="Storage backend by name (memory, sqlite, postgres, supabase, ...); "
+        "also $FRONTDESK_STORAGE.",
     )
     def demo(
         conversations: int, messages: int, workers: int, seed: int | None, storage_name: str
@@ -74,8 +75,9 @@ def command() -> click.Command:
         fails (exit 1) if anything was lost, duplicated or misnumbered. Progress goes to
         stderr: a bar on a terminal, otherwise a line every few seconds on long runs.
 
-        With --storage supabase the sessions are written to that project, in a workspace
-        named demo-SEED-XXXXXXXX, and left there to look at.
+        With --storage sqlite, postgres or supabase the sessions are written to that
+        database (FRONTDESK_SQLITE_PATH, FRONTDESK_POSTGRES_DSN, SUPABASE_URL), in a
+        workspace named demo-SEED-XXXXXXXX, and left there to look at.
         """
         try:
             check_demo_sizes(conversations, messages, workers)
