@@ -18,7 +18,7 @@ import platform
 import secrets
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,10 +29,12 @@ from frontdesk.storage import Commit, CommitResult, NewSession, StorageBackend
 from frontdesk.testing import make_test_agent
 
 if TYPE_CHECKING:
+    from frontdesk.storage.postgres import PostgresStorage
+    from frontdesk.storage.sqlite import SQLiteStorage
     from frontdesk.storage.supabase import SupabaseStorage
     from tests.support.gateway import PostgrestGateway
 
-BACKENDS = ("memory", "supabase")
+BACKENDS = ("memory", "sqlite", "postgres", "supabase")
 
 # Exit status when PostgreSQL was asked for and none could be started.
 EXIT_NO_POSTGRES = 3
@@ -134,9 +136,9 @@ def print_header(title: str, args: argparse.Namespace) -> None:
 def add_backend_arguments(parser: argparse.ArgumentParser, *, delay_ms: Sequence[float]) -> None:
     parser.add_argument(
         "--backend",
-        choices=(*BACKENDS, "both"),
-        default="both",
-        help="which storage to measure (default: both)",
+        choices=(*BACKENDS, "both", "all"),
+        default="all",
+        help="which storage to measure; both: memory and supabase (default: all)",
     )
     parser.add_argument(
         "--delay-ms",
@@ -153,7 +155,11 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, delay_ms: Sequence
 
 
 def chosen_backends(args: argparse.Namespace) -> list[str]:
-    return list(BACKENDS) if args.backend == "both" else [args.backend]
+    if args.backend == "all":
+        return list(BACKENDS)
+    if args.backend == "both":
+        return ["memory", "supabase"]
+    return [args.backend]
 
 
 # -- frontdesk helpers -----------------------------------------------------------------------
@@ -274,5 +280,61 @@ async def supabase_stack(*, pool_size: int = 40) -> AsyncIterator[SupabaseStack]
         )
         try:
             yield SupabaseStack(storage, gateway, version)
+        finally:
+            await storage.aclose()
+
+
+# -- PostgreSQL directly, and SQLite -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[tuple[str, str]]:
+    """A throwaway database with frontdesk's migrations: (its DSN, the server version).
+
+    On `FRONTDESK_TEST_POSTGRES_DSN` when set, else on a throwaway server. Exits with status
+    3 and a message when no PostgreSQL can be had.
+    """
+    import psycopg
+
+    from frontdesk.storage.migrations import apply_migrations
+    from tests.support.postgres import PostgresUnavailableError, postgres_server, temporary_database
+
+    with contextlib.ExitStack() as stack:
+        try:
+            admin_dsn = stack.enter_context(postgres_server())
+        except PostgresUnavailableError as exc:
+            print(f"PostgreSQL unavailable: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_NO_POSTGRES) from exc
+        database = stack.enter_context(temporary_database(admin_dsn))
+        apply_migrations(database)
+        with psycopg.connect(database) as conn:
+            row = conn.execute("show server_version").fetchone()
+        yield database, str(row[0]) if row else "?"
+
+
+@contextlib.asynccontextmanager
+async def postgres_stack(*, pool_size: int = 40) -> AsyncIterator[tuple[PostgresStorage, str]]:
+    """`PostgresStorage` on a throwaway migrated database: (storage, server version)."""
+    from frontdesk.storage.postgres import PostgresStorage
+
+    with postgres_database() as (dsn, version):
+        storage = await PostgresStorage.connect(dsn, min_size=4, max_size=pool_size)
+        try:
+            yield storage, version
+        finally:
+            await storage.aclose()
+
+
+@contextlib.asynccontextmanager
+async def sqlite_stack() -> AsyncIterator[SQLiteStorage]:
+    """`SQLiteStorage` on a file in a temporary directory, removed afterwards."""
+    import tempfile
+
+    from frontdesk.storage.sqlite import SQLiteStorage
+
+    with tempfile.TemporaryDirectory(prefix="frontdesk-bench-") as folder:
+        storage = SQLiteStorage(Path(folder) / "bench.db")
+        try:
+            yield storage
         finally:
             await storage.aclose()

@@ -24,7 +24,7 @@ without gaps, the counter equal to the number of successful commits, the version
 1 + every commit. frontdesk's modes must lose nothing: the script exits with status 1 if
 they do.
 
-    uv run python benchmarks/bench_contention.py [--backend memory|supabase|both] [--workers 1 2 4]
+    uv run python benchmarks/bench_contention.py [--backend memory|sqlite|postgres|supabase|all] [--workers 1 2 4]
 """
 
 from __future__ import annotations
@@ -49,10 +49,12 @@ from benchmarks._common import (
     fmt_ratio,
     new_manager,
     percentile,
+    postgres_stack,
     print_header,
     print_ratios,
     print_table,
     ratio,
+    sqlite_stack,
     supabase_stack,
 )
 from frontdesk import AgentRegistry, SessionChange, SessionManager, VersionConflictError
@@ -307,6 +309,21 @@ async def main_async(args: argparse.Namespace) -> int:
         rows += more_rows
         ratios += more_ratios
         lost += sum(r.lost for r in runs if r.mode in CHECKED_MODES)
+    if "sqlite" in backends:
+        async with sqlite_stack() as sqlite:
+            runs = await measure("sqlite", sqlite, registry, args, args.ops)
+            more_rows, more_ratios = rows_and_ratios("sqlite", runs)
+            rows += more_rows
+            ratios += more_ratios
+            lost += sum(r.lost for r in runs if r.mode in CHECKED_MODES)
+    if "postgres" in backends:
+        async with postgres_stack(pool_size=max(args.workers) + 8) as (postgres, version):
+            print(f"# PostgreSQL {version} (postgres: psycopg, no network delay added)")
+            runs = await measure("postgres", postgres, registry, args, args.ops)
+            more_rows, more_ratios = rows_and_ratios("postgres", runs)
+            rows += more_rows
+            ratios += more_ratios
+            lost += sum(r.lost for r in runs if r.mode in CHECKED_MODES)
     if "supabase" in backends:
         async with supabase_stack(pool_size=max(args.workers) + 8) as stack:
             print(f"# PostgreSQL {stack.server_version}")

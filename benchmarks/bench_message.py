@@ -21,10 +21,11 @@ them alike):
   the intent and the captured data as `state_ops`, the mode change and the reply (the
   state-machine check included).
 
-Requests are counted by a wrapper around the storage (memory) and by the gateway
-(Supabase; the wrapper's count is checked against it). Every run is checked for lost writes.
+Requests are counted by a wrapper around the storage (memory, SQLite, PostgreSQL: one
+statement per call) and by the gateway (Supabase; the wrapper's count is checked against it). Every run is checked for lost writes.
 
-    uv run python benchmarks/bench_message.py [--backend memory|supabase|both] [--delay-ms 20 0]
+    uv run python benchmarks/bench_message.py [--backend memory|sqlite|postgres|supabase|all]
+        [--delay-ms 20 0]
 """
 
 from __future__ import annotations
@@ -53,10 +54,12 @@ from benchmarks._common import (
     mean,
     new_manager,
     percentile,
+    postgres_stack,
     print_header,
     print_ratios,
     print_table,
     ratio,
+    sqlite_stack,
     supabase_stack,
 )
 from frontdesk import AgentRegistry, SessionChange, SessionManager
@@ -355,6 +358,20 @@ async def main_async(args: argparse.Namespace) -> None:
         storage = CountingStorage(InMemoryStorage())
         results = await run("memory", storage, registry, messages, lambda: storage.total)
         add("memory", results)
+    if "sqlite" in backends:
+        async with sqlite_stack() as sqlite:
+            storage = CountingStorage(sqlite)
+            messages = make_messages(args.messages, args.per_conversation)
+            await run("sqlite", storage, registry, messages[:6], lambda: storage.total)
+            add("sqlite", await run("sqlite", storage, registry, messages, lambda: storage.total))
+    if "postgres" in backends:
+        async with postgres_stack() as (postgres, version):
+            print(f"# PostgreSQL {version} (postgres: psycopg, no network delay added)")
+            storage = CountingStorage(postgres)
+            messages = make_messages(args.messages, args.per_conversation)
+            await run("postgres", storage, registry, messages[:6], lambda: storage.total)
+            results = await run("postgres", storage, registry, messages, lambda: storage.total)
+            add("postgres", results)
     if "supabase" in backends:
         async with supabase_stack() as stack:
             print(f"# PostgreSQL {stack.server_version}")
@@ -378,7 +395,10 @@ async def main_async(args: argparse.Namespace) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--messages", type=int, default=60, help="messages per variant on Supabase (default 60)"
+        "--messages",
+        type=int,
+        default=60,
+        help="messages per variant on sqlite, postgres and supabase (default 60)",
     )
     parser.add_argument(
         "--memory-messages",

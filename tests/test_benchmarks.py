@@ -100,6 +100,49 @@ def test_bench_contention_memory() -> None:
     )
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_bench_message_sql_backends(backend: str, postgres_dsn: str) -> None:
+    lines = run_benchmark(
+        "bench_message.py",
+        "--backend",
+        backend,
+        env={"FRONTDESK_TEST_POSTGRES_DSN": postgres_dsn},
+    )
+    ratios = ratio_lines(lines)
+    assert_has(ratios, f"ratio time/message baseline/frontdesk [{backend}]: ")
+    assert f"ratio requests/message frontdesk/fused [{backend}]: 2.00x" in ratios
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_bench_contention_sql_backends(backend: str, postgres_dsn: str) -> None:
+    lines = run_benchmark(
+        "bench_contention.py",
+        "--backend",
+        backend,
+        env={"FRONTDESK_TEST_POSTGRES_DSN": postgres_dsn},
+    )
+    ratios = ratio_lines(lines)
+    assert_has(
+        ratios,
+        f"ratio throughput vs 1 worker [{backend}, helpers]: ",
+        f"ratio lost updates [{backend}, helpers+retry]: 0 of ",
+    )
+
+
+def test_bench_sql(postgres_dsn: str) -> None:
+    ratios = ratio_lines(
+        run_benchmark("bench_sql.py", env={"FRONTDESK_TEST_POSTGRES_DSN": postgres_dsn})
+    )
+    assert_has(
+        ratios,
+        "ratio commits/s postgres commit / bare UPDATE [same pool]: ",
+        "ratio commits/s postgres direct / supabase through the gateway [0 ms]: ",
+        "ratio commits/s sqlite [1 process]: ",
+        "ratio commits/s sqlite [4 processes, one file]: ",
+        "ratio commits/s sqlite 4 processes / 1 process: ",
+    )
+
+
 def test_bench_discovery() -> None:
     ratios = ratio_lines(run_benchmark("bench_discovery.py"))
     assert_has(
@@ -117,7 +160,14 @@ def test_bench_memory() -> None:
 
 
 @pytest.mark.parametrize(
-    "script", ["bench_message.py", "bench_contention.py", "bench_discovery.py", "bench_memory.py"]
+    "script",
+    [
+        "bench_message.py",
+        "bench_contention.py",
+        "bench_discovery.py",
+        "bench_memory.py",
+        "bench_sql.py",
+    ],
 )
 def test_each_benchmark_documents_itself(script: str) -> None:
     done = subprocess.run(  # noqa: S603 - this Python, a script of this repository
