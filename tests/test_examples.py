@@ -218,3 +218,28 @@ async def test_webhook_refuses_to_start_on_storage_it_cannot_open(
     assert answer["message"].startswith("no storage backend named 'nonsense'")
     monkeypatch.setenv("FRONTDESK_STORAGE", "memory")
     assert (await lifespan_startup(create_app()))["type"] == "lifespan.startup.complete"
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_webhook_workers_share_one_database(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "FRONTDESK_"))}
+    env["FRONTDESK_STORAGE"] = backend
+    if backend == "postgres":
+        env["FRONTDESK_POSTGRES_DSN"] = request.getfixturevalue("postgres_project")
+    else:
+        env["FRONTDESK_SQLITE_PATH"] = str(tmp_path / "shared.db")
+    result = subprocess.run(  # noqa: S603 - this interpreter, an example of this repository
+        [sys.executable, str(EXAMPLES / "webhook_workers.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"4 worker processes, storage {backend}" in result.stdout
+    assert "answered 200: 48 of 48" in result.stdout
+    assert "every message stored exactly once, turns gapless: ok" in result.stdout
