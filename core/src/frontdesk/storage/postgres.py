@@ -45,6 +45,7 @@ from ._pgjson import (
     summary_from_json,
     turn_from_json,
 )
+from ._sqlstate import Phase, classify
 from .base import Commit, CommitResult, NewSession
 
 __all__ = ["DSN_ENV", "FALLBACK_DSN_ENV", "PostgresStorage"]
@@ -445,7 +446,9 @@ class PostgresStorage:
                 return await self._execute(function, query, values, read=read)
             except psycopg.Error as exc:
                 error = _error(exc, function, session_id, extra or {}, read=read)
-                retry = isinstance(error, StorageUnavailableError) and attempt < attempts
+                sqlstate = exc.sqlstate or None
+                lost = classify(sqlstate, Phase.TRANSACTION).connection_lost
+                retry = read and lost and attempt < attempts
                 if not retry:
                     raise error from exc
             await asyncio.sleep(0.05 * attempt)
@@ -508,13 +511,6 @@ def _describe(dsn: str) -> str:
 # -- failures ----------------------------------------------------------------------------------
 
 _MISSING_SCHEMA = {"42883", "42P01", "3F000"}
-# Connection-level failures: the statement may have run, and committed, before the
-# connection went (an answer lost around COMMIT is an unknown outcome).
-_CONNECTION_LOST_PREFIXES = ("08",)
-_CONNECTION_LOST = {"57P01", "57P02", "57P03"}
-# Refused or cancelled inside the transaction, which was rolled back: nothing was written.
-_ROLLED_BACK_PREFIXES = ("40", "53", "55")
-_ROLLED_BACK = {"57014"}
 
 
 def _error(
@@ -545,16 +541,12 @@ def _error(
         )
     message = (diag.message_primary or str(exc)).strip().splitlines()
     detail = f"{sqlstate + ': ' if sqlstate else ''}{message[0] if message else type(exc).__name__}"
-    if (
-        sqlstate.startswith(_CONNECTION_LOST_PREFIXES)
-        or sqlstate in _CONNECTION_LOST
-        or (isinstance(exc, psycopg.OperationalError) and not sqlstate)
-    ):
-        return StorageUnavailableError(
-            function, f"connection lost ({detail})", may_have_applied=not read
-        )
-    if sqlstate.startswith(_ROLLED_BACK_PREFIXES) or sqlstate in _ROLLED_BACK:
-        return StorageUnavailableError(function, detail, may_have_applied=False)
+    # One statement in autocommit mode: its COMMIT is implicit, so once it is sent a write
+    # is in the COMMIT phase (see _sqlstate); a read never wrote anything.
+    failure = classify(sqlstate or None, Phase.TRANSACTION if read else Phase.COMMIT)
+    if failure.error is StorageUnavailableError:
+        what = f"connection lost ({detail})" if failure.connection_lost else detail
+        return StorageUnavailableError(function, what, may_have_applied=failure.may_have_applied)
     return StorageError(f"{function} failed ({detail})")
 
 

@@ -473,14 +473,20 @@ class SQLiteStorage:
             raise _unavailable(operation, exc, self.path) from exc
         try:
             result = work(conn)
-            conn.execute("commit")
         except BaseException as exc:
-            if conn.in_transaction:
+            if conn.in_transaction:  # some errors end the transaction themselves
                 conn.execute("rollback")
-            if isinstance(exc, sqlite3.Error):
-                # Rolled back (or never committed): nothing was written.
+            if isinstance(exc, sqlite3.Error):  # rolled back: nothing was written
                 raise _unavailable(operation, exc, self.path) from exc
             raise
+        try:
+            conn.execute("commit")
+        except sqlite3.Error as exc:
+            # A failed COMMIT (an I/O error, say) may have left its frames in the WAL: only
+            # a read can tell. A rollback, if the transaction is still open, cleans up.
+            if conn.in_transaction:
+                conn.execute("rollback")
+            raise _unavailable(operation, exc, self.path, may_have_applied=write) from exc
         return result
 
     def _connection(self) -> sqlite3.Connection:
@@ -555,12 +561,14 @@ class SQLiteStorage:
             self._connections.clear()
 
 
-def _unavailable(operation: str, exc: sqlite3.Error, path: Path) -> FrontdeskError:
+def _unavailable(
+    operation: str, exc: sqlite3.Error, path: Path, *, may_have_applied: bool = False
+) -> FrontdeskError:
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         detail = f"the database {str(path)!r} stayed locked by another writer: {exc}"
     else:
         detail = f"{type(exc).__name__}: {exc}"
-    return StorageUnavailableError(operation, detail, may_have_applied=False)
+    return StorageUnavailableError(operation, detail, may_have_applied=may_have_applied)
 
 
 # -- rows --------------------------------------------------------------------------------------
