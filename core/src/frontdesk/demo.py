@@ -280,6 +280,9 @@ class DemoReport:
     checks: tuple[DemoCheck, ...]
 
     lost_updates: int
+    workspace: str = ""
+    removed_sessions: int | None = None
+    """How many sessions the clean-up removed at the end; None when the workspace was kept."""
 
     @property
     def ok(self) -> bool:
@@ -335,8 +338,12 @@ async def run_demo(
     seed: int | None = None,
     storage_name: str = "memory",
     on_progress: Callable[[int, int], None] | None = None,
+    keep: bool = True,
 ) -> DemoReport:
     """Run the simulation on `storage` with the agents of `registry`, and check it.
+
+    It writes to a workspace of its own, `demo-SEED-XXXXXXXX`; with `keep=False` every
+    session in it is deleted once the checks are done.
 
     `messages` is the most a conversation sends (each sends between half of it and all).
     The same `seed` gives the same traffic: who says what, in which bursts, in which order
@@ -380,6 +387,7 @@ async def run_demo(
     latencies = [s for values in stats.latencies.values() for s in values]
 
     verified = await _verify(manager, plans, stats.errors)
+    removed = None if keep else await _clean_up(manager)
     return DemoReport(
         seed=seed,
         storage=storage_name,
@@ -399,7 +407,20 @@ async def run_demo(
         elapsed=elapsed,
         checks=verified.checks,
         lost_updates=verified.lost,
+        workspace=workspace,
+        removed_sessions=removed,
     )
+
+
+async def _clean_up(manager: SessionManager) -> int:
+    """Delete every session of the demo's workspace; return how many."""
+    removed = await manager.purge(inactive_for=timedelta(0))
+    # A session active in the very instant of the purge is not "older than now": delete
+    # what is left one by one.
+    while page := (await manager.list_sessions(limit=100)).items:
+        for item in page:
+            removed += await manager.delete_session(item.id)
+    return removed
 
 
 async def _check_reachable(

@@ -19,7 +19,7 @@ import logging
 import click
 
 from .. import __version__
-from . import agents, db, demo, plugins
+from . import agents, db, demo, plugins, sessions
 
 __all__ = ["create_cli", "main"]
 
@@ -27,6 +27,7 @@ __all__ = ["create_cli", "main"]
 _COMMANDS = (
     agents.command,
     plugins.command,
+    sessions.command,
     db.command,
     demo.command,
 )

@@ -65,8 +65,16 @@ def command() -> click.Command:
         help="Storage backend by name (memory, sqlite, postgres, supabase, ...); "
         "also $FRONTDESK_STORAGE.",
     )
+    @click.option(
+        "--keep", is_flag=True, help="Keep the demo's sessions instead of deleting them at the end."
+    )
     def demo(
-        conversations: int, messages: int, workers: int, seed: int | None, storage_name: str
+        conversations: int,
+        messages: int,
+        workers: int,
+        seed: int | None,
+        storage_name: str,
+        keep: bool,
     ) -> None:
         """Simulate busy WhatsApp traffic against the installed agents, then check it.
 
@@ -77,13 +85,14 @@ def command() -> click.Command:
 
         With --storage sqlite, postgres or supabase the sessions are written to that
         database (FRONTDESK_SQLITE_PATH, FRONTDESK_POSTGRES_DSN, SUPABASE_URL), in a
-        workspace named demo-SEED-XXXXXXXX, and left there to look at.
+        workspace of their own, demo-SEED-XXXXXXXX, and deleted at the end; with --keep
+        they stay, to look at with `frontdesk sessions list --workspace demo-...`.
         """
         try:
             check_demo_sizes(conversations, messages, workers)
         except ValidationError as exc:
             raise click.UsageError(str(exc)) from exc
-        report = asyncio.run(_run(conversations, messages, workers, seed, storage_name))
+        report = asyncio.run(_run(conversations, messages, workers, seed, storage_name, keep))
         _print_report(report)
         if not report.ok:
             raise SystemExit(1)
@@ -92,7 +101,12 @@ def command() -> click.Command:
 
 
 async def _run(
-    conversations: int, messages: int, workers: int, seed: int | None, storage_name: str
+    conversations: int,
+    messages: int,
+    workers: int,
+    seed: int | None,
+    storage_name: str,
+    keep: bool,
 ) -> DemoReport:
     from ..demo import run_demo
     from ..storage import open_storage
@@ -116,6 +130,7 @@ async def _run(
                 seed=seed,
                 storage_name=storage_name,
                 on_progress=on_progress,
+                keep=keep,
             )
     finally:
         await storage.aclose()
@@ -200,3 +215,10 @@ def _print_report(report: DemoReport) -> None:
     for check in report.checks:
         mark = "[green]ok[/]" if check.passed else "[red]FAIL[/]"
         out.print(f"{mark} {check.name}: {check.detail}")
+    if report.removed_sessions is None:
+        out.print(f"kept workspace {report.workspace}")
+    else:
+        out.print(
+            f"deleted workspace {report.workspace} ({report.removed_sessions} sessions); "
+            "--keep keeps it"
+        )
