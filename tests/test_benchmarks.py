@@ -159,9 +159,22 @@ def test_bench_memory() -> None:
         assert_has(ratios, f"ratio ops/s InMemoryStorage/dict+copies [{operation}, ")
 
 
+def test_bench_listing(postgres_dsn: str) -> None:
+    lines = run_benchmark("bench_listing.py", env={"FRONTDESK_TEST_POSTGRES_DSN": postgres_dsn})
+    ratios = ratio_lines(lines)
+    for label in ("all", "status=closed"):
+        assert_has(
+            ratios,
+            f"ratio offset/keyset at depth 500 [{label}, SQL]: ",
+            f"ratio offset/keyset at depth 500 [{label}, SessionManager]: ",
+            f"ratio keyset depth 500/page 1 [{label}, SessionManager]: ",
+        )
+
+
 @pytest.mark.parametrize(
     "script",
     [
+        "bench_listing.py",
         "bench_message.py",
         "bench_contention.py",
         "bench_discovery.py",

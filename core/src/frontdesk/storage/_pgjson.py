@@ -32,7 +32,6 @@ from ..models import (
     SessionStatus,
     ToolCall,
     Turn,
-    TurnStats,
 )
 from .base import AppendIntent, AppendTemplate, MergeCapturedData, MergeData, StateOp
 
@@ -126,27 +125,34 @@ def new_turn_json(turn: NewTurn) -> dict[str, Any]:
 
 
 def session_from_json(data: Mapping[str, Any]) -> Session:
-    return Session(
-        id=str(data["id"]),
-        workspace_id=data["workspace_id"],
-        agent_id=data["agent_id"],
-        conversation_id=data["conversation_id"],
-        contact_id=data["contact_id"],
-        version=int(data["version"]),
-        status=SessionStatus(data["status"]),
-        current_mode=data["current_mode"],
-        state=SessionState.from_json(data["state"]),
-        created_at=datetime.fromisoformat(data["created_at"]),
-        updated_at=datetime.fromisoformat(data["updated_at"]),
-        last_activity_at=datetime.fromisoformat(data["last_activity_at"]),
-        agent_version=data.get("agent_version"),
-    )
+    return Session(**_session_fields(data))
 
 
 def summary_from_json(data: Mapping[str, Any]) -> SessionSummary:
     """A listing item: the session's JSON plus `turn_count` and `tokens_used`."""
-    stats = TurnStats(count=int(data["turn_count"]), tokens_used=int(data["tokens_used"]))
-    return SessionSummary.of(session_from_json(data), stats)
+    return SessionSummary(
+        **_session_fields(data),
+        turn_count=int(data["turn_count"]),
+        tokens_used=int(data["tokens_used"]),
+    )
+
+
+def _session_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(data["id"]),
+        "workspace_id": data["workspace_id"],
+        "agent_id": data["agent_id"],
+        "conversation_id": data["conversation_id"],
+        "contact_id": data["contact_id"],
+        "version": int(data["version"]),
+        "status": SessionStatus(data["status"]),
+        "current_mode": data["current_mode"],
+        "state": SessionState.from_json(data["state"]),
+        "created_at": datetime.fromisoformat(data["created_at"]),
+        "updated_at": datetime.fromisoformat(data["updated_at"]),
+        "last_activity_at": datetime.fromisoformat(data["last_activity_at"]),
+        "agent_version": data.get("agent_version"),
+    }
 
 
 def turn_from_json(data: Mapping[str, Any]) -> Turn:

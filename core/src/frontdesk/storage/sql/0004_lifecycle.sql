@@ -53,18 +53,6 @@ as $$
 $$;
 
 
--- A listing item: the session and its turn totals (kept on its row), never the turns.
-create or replace function public.frontdesk_summary_json(s public.agent_sessions)
-returns jsonb
-language sql
-stable
-set search_path = ''
-as $$
-    select public.frontdesk_session_json(s)
-        || jsonb_build_object('turn_count', s.turn_count, 'tokens_used', s.tokens_used)
-$$;
-
-
 -- Create a session (as in 0001), recording the agent version. The old signature goes, or
 -- PostgREST could not choose between the two.
 drop function if exists public.frontdesk_create_session(
@@ -175,8 +163,16 @@ begin
     if p_after_activity is not null then
         v_where := v_where || ' and (s.last_activity_at, s.id) < ($10, $11)';
     end if;
+    -- Each item is built inline: a per-row call of a function with its own search_path
+    -- cannot be inlined, and costs more than finding the page.
     execute format(
-        'select coalesce(jsonb_agg(public.frontdesk_summary_json(p)'
+        'select coalesce(jsonb_agg(jsonb_build_object('
+        '    ''id'', p.id, ''workspace_id'', p.workspace_id, ''agent_id'', p.agent_id,'
+        '    ''conversation_id'', p.conversation_id, ''contact_id'', p.contact_id,'
+        '    ''version'', p.version, ''status'', p.status, ''current_mode'', p.current_mode,'
+        '    ''state'', p.state, ''created_at'', p.created_at, ''updated_at'', p.updated_at,'
+        '    ''last_activity_at'', p.last_activity_at, ''agent_version'', p.agent_version,'
+        '    ''turn_count'', p.turn_count, ''tokens_used'', p.tokens_used)'
         '    order by p.last_activity_at desc, p.id desc), ''[]''::jsonb)'
         ' from (select s.* from public.agent_sessions s where %s'
         '       order by s.last_activity_at desc, s.id desc limit $2) p',
