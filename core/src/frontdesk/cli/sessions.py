@@ -13,6 +13,7 @@ import click
 
 from ..models import SessionStatus
 from ._errors import one_line_errors
+from ._output import count
 
 if TYPE_CHECKING:
     from ..lifecycle import SessionPage
@@ -195,7 +196,7 @@ def command() -> click.Group:
         )
         which = f"{status} " if status else ""
         idle = _duration_text(inactive_for)
-        click.echo(f"purged {removed} {which}session{'s' * (removed != 1)} idle for {idle}")
+        click.echo(f"purged {count(removed, which + 'session')} idle for {idle}")
 
     @sessions.command("erase-contact")
     @_where
@@ -214,10 +215,8 @@ def command() -> click.Group:
                 abort=True,
             )
         report = _run(workspace, storage_name, "erase", lambda m: m.erase_contact(contact_id))
-        click.echo(
-            f"erased contact {contact_id!r}: {report.sessions} "
-            f"session{'s' * (report.sessions != 1)}, {report.turns} turn{'s' * (report.turns != 1)}"
-        )
+        sessions, turns = count(report.sessions, "session"), count(report.turns, "turn")
+        click.echo(f"erased contact {contact_id!r}: {sessions}, {turns}")
 
     return sessions
 
