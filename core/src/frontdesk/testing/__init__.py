@@ -1,48 +1,43 @@
-"""Testing support, shipped with frontdesk and loaded as a pytest plugin.
+"""Testing support, shipped with frontdesk: test helpers, fixtures and the contract suite.
 
-- `StorageContractTests`: subclass it and provide a `storage` fixture to run every
-  clause of the storage contract against a backend (`pip install frontdesk[testing]`
-  brings pytest-asyncio, which it needs):
+- `make_test_agent()`: a small valid agent config to register in tests (and in examples).
+- `ScriptedModel`: a model whose answers a test writes, recording every request, and
+  `OfflineModel`: keyword intents and labelled replies from the agents' own configs, for
+  demos without a key (`frontdesk.testing.scripted` and `.offline`).
+- fixtures, available in any project that has frontdesk and pytest installed (the pytest
+  plugin `frontdesk.testing.plugin`): `frontdesk_storage` (an empty in-memory storage),
+  `frontdesk_registry` (an isolated registry holding the test agent, made the default for
+  the test) and `frontdesk_manager` (a `SessionManager` bound to both).
+- `StorageContractTests`: subclass it and provide a `storage` fixture to run every clause
+  of the storage contract against a backend. It needs pytest and pytest-asyncio
+  (`pip install 'frontdesk[testing]'`):
 
       class TestMyStorage(StorageContractTests):
           @pytest.fixture
           def storage(self):
               return MyStorage()
 
-- fixtures, available in any project that has frontdesk installed:
-  `frontdesk_storage` (an empty in-memory storage), `frontdesk_registry` (an isolated
-  registry holding the test agent, made the default for the test) and
-  `frontdesk_manager` (a `SessionManager` bound to both).
-- `make_test_agent()`: a small valid agent config to register in tests.
-- `ScriptedModel`: a model whose answers a test writes, recording every request, and
-  `OfflineModel`: keyword intents and labelled replies from the agents' own configs, for
-  demos without a key (`frontdesk.testing.scripted` and `.offline` import no pytest).
+The rule for this package: importing `frontdesk.testing` needs only frontdesk's own
+dependencies, because application code uses its helpers (`make_test_agent`,
+`ScriptedModel`, `OfflineModel`, storage wrappers) outside pytest. Only `plugin` (loaded
+by pytest itself) and the `contract` suite may import pytest or pytest-asyncio; the
+contract names are resolved lazily below. A new helper goes in a pytest-free module
+re-exported here, and the packaging tests import every name of `__all__` in an
+environment without pytest.
 """
 
-import pytest
+from __future__ import annotations
 
-# Before the import below, so that pytest rewrites the asserts of the contract suite.
-pytest.register_assert_rewrite("frontdesk.testing.contract")
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING, Any  # noqa: E402 - after the rewrite hook
-
-from .agents import TEST_AGENT_ID, make_test_agent  # noqa: E402 - after the rewrite hook
-from .offline import OfflineModel  # noqa: E402 - after the rewrite hook
-from .scripted import ScriptedModel  # noqa: E402 - after the rewrite hook
+from .agents import TEST_AGENT_ID, make_test_agent
+from .offline import OfflineModel
+from .scripted import ScriptedModel
 
 if TYPE_CHECKING:
     from .contract import StorageContractTests, requires
-
-
-def __getattr__(name: str) -> Any:
-    # The contract suite needs pytest-asyncio; import it only when asked for, so that the
-    # fixtures plugin loads in any project that has pytest, with or without it.
-    if name in {"StorageContractTests", "requires"}:
-        from . import contract
-
-        return getattr(contract, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "TEST_AGENT_ID",
@@ -52,3 +47,34 @@ __all__ = [
     "make_test_agent",
     "requires",
 ]
+
+# The names served by the contract suite, which needs pytest and pytest-asyncio.
+_CONTRACT_NAMES = frozenset({"StorageContractTests", "requires"})
+_CONTRACT_NEEDS = ("pytest", "pytest_asyncio")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CONTRACT_NAMES:
+        value = getattr(_import_contract(), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _import_contract() -> ModuleType:
+    """Import the contract suite, or say in one line what to install to get it."""
+    for requirement in _CONTRACT_NEEDS:
+        try:
+            importlib.import_module(requirement)
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f"frontdesk's storage contract suite needs {requirement.replace('_', '-')}, "
+                "which is not installed: pip install 'frontdesk[testing]'",
+                name=exc.name,
+            ) from exc
+    import pytest
+
+    # Before the first import of the suite, so that pytest rewrites its asserts into
+    # readable failures (pytest also marks the packages of its installed plugins).
+    pytest.register_assert_rewrite(f"{__name__}.contract")
+    return importlib.import_module(f"{__name__}.contract")
