@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from frontdesk import AgentConfig, AgentRegistry, ModelConfig, StateMachine
 from frontdesk.storage.migrations import apply_migrations
 from tests.support.gateway import PostgrestGateway
+from tests.support.packages import (
+    BROKEN_AGENT_PACKAGE,
+    ROOT,
+    install_into_target,
+    write_tree,
+)
 from tests.support.postgres import create_app_database, setup_supabase_roles
 
 # A real PostgreSQL for the Supabase backend's tests (skips without one, unless
@@ -153,3 +161,46 @@ def postgres_project(plain_postgres_dsn: str, monkeypatch: pytest.MonkeyPatch) -
         apply_migrations(dsn)
         monkeypatch.setenv("FRONTDESK_POSTGRES_DSN", dsn)
         yield dsn
+
+
+@pytest.fixture(scope="session")
+def other_agent_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory where two agent packages besides the workspace's are really installed.
+
+    `acme-concierge` (examples/agent-package, agent `concierge`) and `acme-broken-agents`
+    (whose module fails to import), built and installed by uv. With it on the path, a test
+    sees an environment where a user has installed other agent packages.
+    """
+    sources = write_tree(tmp_path_factory.mktemp("acme-broken-agents"), BROKEN_AGENT_PACKAGE)
+    target = tmp_path_factory.mktemp("other-agent-packages")
+    return install_into_target(target, ROOT / "examples" / "agent-package", sources)
+
+
+@attrs.frozen
+class InstalledAgents:
+    """Which agent packages a test runs beside, and the environment for its subprocesses."""
+
+    others: tuple[str, ...]  # distributions installed besides the workspace's
+    env: dict[str, str]  # add to a subprocess's environment so it sees the same
+
+
+@pytest.fixture(params=["workspace-only", "beside-other-packages"])
+def installed_agents(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InstalledAgents]:
+    """Run a test that discovers agent packages twice: with what the workspace installs,
+    and again with other agent packages installed (one good, one broken).
+
+    Whatever else a user has installed, frontdesk's tests must pass.
+    """
+    if request.param == "workspace-only":
+        yield InstalledAgents(others=(), env={})
+        return
+    site: Path = request.getfixturevalue("other_agent_packages")
+    monkeypatch.syspath_prepend(str(site))
+    pythonpath = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
+    yield InstalledAgents(
+        others=("acme-broken-agents", "acme-concierge"), env={"PYTHONPATH": pythonpath}
+    )
+    for module in [m for m in sys.modules if m.startswith(("acme_concierge", "acme_broken"))]:
+        del sys.modules[module]

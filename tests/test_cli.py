@@ -13,15 +13,16 @@ from frontdesk import AgentConfig, AgentRegistry, StateMachine, __version__
 from frontdesk.cli import create_cli
 from frontdesk.registry import use_default_registry
 
-from .conftest import DistributionMaker
+from .conftest import DistributionMaker, InstalledAgents
 from .test_registry import good_package, tools_package
 
 MakeAgent = Callable[..., AgentConfig]
 
 
 @pytest.fixture
-def discovered() -> Iterator[AgentRegistry]:
-    """A fresh auto-discovering registry as the default, as in a new process."""
+def discovered(installed_agents: InstalledAgents) -> Iterator[AgentRegistry]:
+    """A fresh auto-discovering registry as the default, as in a new process: once with
+    the workspace's agent packages, once with other agent packages installed besides."""
     with use_default_registry(AgentRegistry(autodiscover=True)) as registry:
         yield registry
 
@@ -30,7 +31,9 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(create_cli(), list(args), prog_name="frontdesk")
 
 
-def test_agents_lists_installed_agents(discovered: AgentRegistry) -> None:
+def test_agents_lists_installed_agents(
+    discovered: AgentRegistry, installed_agents: InstalledAgents
+) -> None:
     result = run("agents")
     assert result.exit_code == 0, result.output
     lines = {
@@ -38,7 +41,14 @@ def test_agents_lists_installed_agents(discovered: AgentRegistry) -> None:
     }
     assert lines["sales"][-2:] == ["frontdesk-sales", "0.1.0"]
     assert lines["support"][-2:] == ["frontdesk-support", "0.1.0"]
-    assert result.stderr == ""
+    if installed_agents.others:
+        assert lines["concierge"][-2:] == ["acme-concierge", "0.1.0"]
+        # Only the broken package is warned about.
+        assert "acme-broken-agents" in result.stderr
+        assert "frontdesk-s" not in result.stderr
+        assert "acme-concierge" not in result.stderr
+    else:
+        assert result.stderr == ""
 
 
 def test_agents_list_is_the_same_listing(discovered: AgentRegistry) -> None:
@@ -101,14 +111,22 @@ def test_agents_show_json_round_trips(discovered: AgentRegistry) -> None:
     assert AgentConfig.from_dict(record["config"]) == discovered.get("support")
 
 
-def test_agents_show_unknown_id_fails_in_one_line(discovered: AgentRegistry) -> None:
+def test_agents_show_unknown_id_fails_in_one_line(
+    discovered: AgentRegistry, installed_agents: InstalledAgents
+) -> None:
     result = run("agents", "show", "nope")
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.splitlines() == [
-        "Error: no agent 'nope' is registered; available agents: sales, support. Install the "
-        "package that provides it, or register it with AgentRegistry.register()."
-    ]
+    available = discovered.list_ids()  # sales and support, and any other installed agent
+    assert {"sales", "support"} <= set(available)
+    *warnings, error = result.stderr.splitlines()
+    assert error == (
+        f"Error: no agent 'nope' is registered; available agents: {', '.join(available)}. "
+        "Install the package that provides it, or register it with AgentRegistry.register()."
+    )
+    # Nothing else, but perhaps a warning about the broken package installed besides.
+    assert all("acme-broken-agents" in line for line in warnings)
+    assert len(warnings) <= (1 if installed_agents.others else 0)
 
 
 def test_plugins_reports_loaded_failed_and_blocked(
