@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from frontdesk import AgentRegistry, InMemoryStorage, SessionManager
+from tests.support.packages import run_ok, uv_executable
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
@@ -243,3 +244,18 @@ def test_webhook_workers_share_one_database(
     assert f"4 worker processes, storage {backend}" in result.stdout
     assert "answered 200: 48 of 48" in result.stdout
     assert "every message stored exactly once, turns gapless: ok" in result.stdout
+
+
+@pytest.mark.slow
+def test_testing_examples_pass_with_uv_run_in_their_folder(tmp_path: Path) -> None:
+    # `cd examples/testing && uv run pytest`: the folder is a project of its own, whose
+    # environment uv builds from its pyproject.toml (frontdesk[testing] from this
+    # checkout's core/). Run on a copy, laid out as in the repository, to leave it clean.
+    (tmp_path / "core").symlink_to(ROOT / "core", target_is_directory=True)
+    project = tmp_path / "examples" / "testing"
+    shutil.copytree(EXAMPLES / "testing", project)
+    done = run_ok(uv_executable(), "run", "pytest", "-q", "-p", "no:cacheprovider", cwd=project)
+    last = done.stdout.splitlines()[-1]
+    assert " passed in " in last
+    assert "failed" not in last
+    assert "error" not in last

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.support import readme
+from tests.support.packages import run_ok, write_tree
 
 README = Path(__file__).parent.parent / "README.md"
 SNIPPETS = [
@@ -46,3 +50,18 @@ def test_snippet_runs(
     printed = capsys.readouterr().out.splitlines()
     promised = [m.group(1).strip() for m in re.finditer(r"print\(.*\)\s+# (.*)", source)]
     assert printed == promised
+
+
+@pytest.mark.slow
+def test_pytest_configuration_runs_the_async_example_warning_free(tmp_path: Path) -> None:
+    # The README's configuration, as written, with its example test: an application's
+    # project. Warnings are errors, so pytest-asyncio's complaint about an unset fixture
+    # loop scope (or any other) fails the run.
+    text = readme.section("## Testing your application")
+    project = write_tree(tmp_path / "app", readme.files_in(text))
+    [example] = [block for block in readme.code_blocks(text, "python") if "def test_" in block]
+    (project / "test_app.py").write_text(example, encoding="utf-8")
+    pytest_args = ("-q", "-W", "error", "-p", "no:cacheprovider")
+    done = run_ok(sys.executable, "-W", "error", "-m", "pytest", *pytest_args, cwd=project)
+    assert done.stdout.splitlines()[-1].startswith("1 passed in ")
+    assert "warning" not in done.stdout.lower()

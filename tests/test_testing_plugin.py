@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 from frontdesk import AgentRegistry, InMemoryStorage, SessionManager, agent_registry
 from frontdesk.registry import get_default_registry
 from frontdesk.testing import TEST_AGENT_ID, make_test_agent
@@ -34,3 +39,32 @@ async def test_manager_fixture(
     )
     assert created
     assert await frontdesk_storage.get_session("test-workspace", session.id) == session
+
+
+@pytest.mark.parametrize("missing", ["pytest", "pytest_asyncio"])
+def test_testing_helpers_import_without_pytest(missing: str) -> None:
+    # In a process where `missing` cannot be imported, as in an application's environment
+    # without the testing extra (the packaging tests check a real one).
+    probe = f"""\
+import sys
+sys.modules[{missing!r}] = None  # makes `import {missing}` raise ModuleNotFoundError
+import frontdesk.testing as testing
+print(testing.make_test_agent().id == testing.TEST_AGENT_ID)
+try:
+    testing.StorageContractTests
+except ModuleNotFoundError as exc:
+    print(exc)
+"""
+    done = subprocess.run(  # noqa: S603 - this Python, fixed code
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "True",
+        f"frontdesk's storage contract suite needs {missing.replace('_', '-')}, which is not "
+        "installed: pip install 'frontdesk[testing]'",
+    ]

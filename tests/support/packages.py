@@ -63,6 +63,11 @@ def clean_env(**extra: str) -> dict[str, str]:
         for name, value in os.environ.items()
         if name not in _WORKSPACE_ENV and not name.startswith(_WORKSPACE_ENV_PREFIXES)
     }
+    # Nor the programs of the environment running the tests (`uv run` puts them first).
+    here = Path(sys.executable).parent
+    env["PATH"] = os.pathsep.join(
+        entry for entry in env.get("PATH", "").split(os.pathsep) if entry and Path(entry) != here
+    )
     env.update(extra)
     return env
 
@@ -117,12 +122,25 @@ def install_into_target(target: Path, *projects: Path) -> Path:
 
 
 class Virtualenv:
-    """A fresh virtualenv made by `python -m venv`, with pip and nothing of this workspace."""
+    """A fresh virtualenv, with nothing of this workspace in it."""
 
     def __init__(self, path: Path) -> None:
-        run_ok(sys.executable, "-m", "venv", path, cwd=path.parent)
         self.path = path
         self.bin = path / ("Scripts" if os.name == "nt" else "bin")
+
+    @classmethod
+    def with_pip(cls, path: Path) -> Virtualenv:
+        """Made by `python -m venv`: pip and nothing else, no uv."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run_ok(sys.executable, "-m", "venv", path, cwd=path.parent)
+        return cls(path)
+
+    @classmethod
+    def with_uv(cls, path: Path) -> Virtualenv:
+        """Made by `uv venv`: empty, for `uv pip install`."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run_ok(uv_executable(), "venv", "--quiet", path, cwd=path.parent)
+        return cls(path)
 
     def run(
         self, program: str, *args: str | Path, cwd: Path | None = None, **env: str
@@ -138,8 +156,10 @@ class Virtualenv:
 
     def activated_env(self, **extra: str) -> dict[str, str]:
         """The environment of a shell where this virtualenv is activated."""
-        path = os.pathsep.join([str(self.bin), os.environ.get("PATH", "")])
-        return clean_env(VIRTUAL_ENV=str(self.path), PATH=path, **extra)
+        env = clean_env(**extra)
+        env["VIRTUAL_ENV"] = str(self.path)
+        env["PATH"] = os.pathsep.join([str(self.bin), env["PATH"]])
+        return env
 
     def python(self, code: str, **env: str) -> str:
         """Run `code` with the virtualenv's Python; return what it printed."""
