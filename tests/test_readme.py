@@ -7,10 +7,12 @@ import inspect
 import re
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from frontdesk import AgentConfig
 from tests.support import readme
 from tests.support.packages import run_ok, write_tree
 
@@ -65,3 +67,20 @@ def test_pytest_configuration_runs_the_async_example_warning_free(tmp_path: Path
     done = run_ok(sys.executable, "-W", "error", "-m", "pytest", *pytest_args, cwd=project)
     assert done.stdout.splitlines()[-1].startswith("1 passed in ")
     assert "warning" not in done.stdout.lower()
+
+
+def test_agent_package_files_are_complete(tmp_path: Path) -> None:
+    # The slow packaging test installs them with pip; this says what is missing, quickly.
+    text = readme.section("### Writing an agent package")
+    files = readme.files_in(text)
+    pyproject = tomllib.loads(files["pyproject.toml"])
+    assert pyproject["build-system"]["build-backend"] == "hatchling.build"
+    assert any(r.startswith("hatchling") for r in pyproject["build-system"]["requires"])
+    assert {"name", "version", "dependencies"} <= set(pyproject["project"])
+    assert any(d.startswith("frontdesk") for d in pyproject["project"]["dependencies"])
+    [(agent_id, module)] = pyproject["project"]["entry-points"]["frontdesk.agents"].items()
+    [package] = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert f"{package}/{module.rpartition('.')[2]}.py" in files
+    [config] = [path for path in files if path.startswith(package) and path.endswith(".toml")]
+    write_tree(tmp_path, {"agent.toml": files[config]})
+    assert AgentConfig.from_toml(tmp_path / "agent.toml").id == agent_id
