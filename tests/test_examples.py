@@ -259,3 +259,24 @@ def test_testing_examples_pass_with_uv_run_in_their_folder(tmp_path: Path) -> No
     assert " passed in " in last
     assert "failed" not in last
     assert "error" not in last
+
+
+POSTGRES_OPTION = ("--frontdesk-storage", "postgres")
+
+
+def test_the_testing_plugin_needs_a_server_for_postgres(tmp_path: Path) -> None:
+    project = tmp_path / "app_tests"
+    shutil.copytree(EXAMPLES / "testing", project)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "FRONTDESK_"))}
+    result = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *POSTGRES_OPTION],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 4  # pytest's usage error, before any test runs
+    assert "--frontdesk-storage postgres needs a server" in result.stderr
+    assert "FRONTDESK_TEST_POSTGRES_DSN" in result.stderr
