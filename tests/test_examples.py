@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from frontdesk import AgentRegistry, InMemoryStorage, SessionManager
@@ -82,7 +83,7 @@ def test_agent_package_installs_and_appears(tmp_path: Path) -> None:
     assert {"sales", "support"} <= set(agents)
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres"])
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres", "supabase"])
 def test_testing_examples_pass(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
@@ -95,6 +96,9 @@ def test_testing_examples_pass(
     options = [] if backend == "memory" else ["--frontdesk-storage", backend]
     if backend == "postgres":
         env["FRONTDESK_TEST_POSTGRES_DSN"] = request.getfixturevalue("postgres_dsn")
+    if backend == "supabase":  # SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, set by it
+        request.getfixturevalue("supabase_project")
+        env.update({k: v for k, v in os.environ.items() if k.startswith("SUPABASE_")})
     result = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", *options],
         cwd=project,
@@ -109,6 +113,10 @@ def test_testing_examples_pass(
     assert "failed" not in result.stdout.splitlines()[-1]
     # The application's tests really ran on that backend.
     assert "PASSED test_my_app.py::test_the_storage_is_the_chosen_kind" in result.stdout
+    if backend == "supabase":  # a shared project: every test's sessions purged after it
+        with psycopg.connect(request.getfixturevalue("fresh_database")) as conn:
+            left = conn.execute("select count(*) from public.agent_sessions").fetchone()
+        assert left == (0,)
 
 
 def test_the_testing_plugin_takes_its_choice_from_the_environment(tmp_path: Path) -> None:

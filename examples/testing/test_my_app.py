@@ -39,7 +39,12 @@ async def test_the_storage_is_the_chosen_kind(
     frontdesk_storage: StorageBackend, frontdesk_storage_name: str
 ) -> None:
     """`--frontdesk-storage sqlite` (or FRONTDESK_TEST_STORAGE) swaps the backend in."""
-    kinds = {"memory": "InMemoryStorage", "sqlite": "SQLiteStorage", "postgres": "PostgresStorage"}
+    kinds = {
+        "memory": "InMemoryStorage",
+        "sqlite": "SQLiteStorage",
+        "postgres": "PostgresStorage",
+        "supabase": "SupabaseStorage",
+    }
     assert type(frontdesk_storage).__name__ == kinds[frontdesk_storage_name]
     expected = os.environ.get("EXPECTED_FRONTDESK_STORAGE")
     if expected is not None:

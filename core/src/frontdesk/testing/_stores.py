@@ -5,6 +5,8 @@
 - `postgres`: a database of its own, copied from a migrated template (made once per test
   session) on the server of `--frontdesk-postgres-dsn` / FRONTDESK_TEST_POSTGRES_DSN, and
   dropped after the test. The DSN's role needs CREATEDB.
+- `supabase`: the project in SUPABASE_URL / SUPABASE_SERVICE_ROLE_KEY, shared by every
+  test; each works in a workspace of its own, whose sessions are purged afterwards.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,18 @@ import pytest
 from ..storage.base import StorageBackend
 from ..storage.memory import InMemoryStorage
 
-__all__ = ["KINDS", "POSTGRES_DSN_ENV", "PostgresTemplate", "fresh_store"]
+__all__ = [
+    "KINDS",
+    "POSTGRES_DSN_ENV",
+    "SHARED_KINDS",
+    "PostgresTemplate",
+    "fresh_store",
+    "postgres_admin_dsn",
+]
 
-KINDS = ("memory", "postgres", "sqlite")
+KINDS = ("memory", "postgres", "sqlite", "supabase")
+SHARED_KINDS = frozenset({"supabase"})
+"""Kinds whose store is shared between tests: isolated by workspace, purged after each."""
 POSTGRES_DSN_ENV = "FRONTDESK_TEST_POSTGRES_DSN"
 
 
@@ -100,9 +112,13 @@ def postgres_admin_dsn(config: pytest.Config) -> str:
 
 @contextlib.asynccontextmanager
 async def fresh_store(
-    kind: str, tmp_path: Path, template: PostgresTemplate | None
+    kind: str, tmp_path: Path, template: PostgresTemplate | None, *, workspace_id: str
 ) -> AsyncIterator[StorageBackend]:
-    """A fresh, empty store of `kind`, closed and removed afterwards."""
+    """A fresh, empty store of `kind`, closed and removed afterwards.
+
+    A shared store (`SHARED_KINDS`) is empty as seen from `workspace_id`, and the
+    sessions of that workspace are purged afterwards.
+    """
     if kind == "memory":
         yield InMemoryStorage()
     elif kind == "sqlite":
@@ -123,5 +139,18 @@ async def fresh_store(
                 yield postgres
             finally:
                 await postgres.aclose()
+    elif kind == "supabase":
+        from ..storage.supabase import SupabaseStorage
+
+        supabase = await SupabaseStorage.from_env()
+        try:
+            yield supabase
+            # Everything the test made lives in its own workspace: purge it all.
+            while await supabase.purge_sessions(
+                workspace_id, inactive_for=timedelta(0), status=None, limit=1000
+            ):
+                pass
+        finally:
+            await supabase.aclose()
     else:  # pragma: no cover - refused when pytest starts
         raise pytest.UsageError(f"unknown frontdesk test storage {kind!r}")

@@ -8,7 +8,8 @@ async def test_my_handler(frontdesk_manager):
 The storage is in memory unless `--frontdesk-storage NAME` (or FRONTDESK_TEST_STORAGE)
 names another kind: `sqlite` (a temporary file per test) or `postgres` (a database per test,
 copied from a migrated template on the server of `--frontdesk-postgres-dsn` or
-FRONTDESK_TEST_POSTGRES_DSN). Every test gets a fresh, empty store, removed after it.
+FRONTDESK_TEST_POSTGRES_DSN) or `supabase` (the project in SUPABASE_URL, shared: each test
+works in a workspace of its own, purged after it). Every test gets a fresh, empty store.
 Run the same application tests on memory locally and on the backend you deploy in CI.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,13 +28,14 @@ from ..registry import AgentRegistry, use_default_registry
 from ..sessions import SessionManager
 from ..storage.base import StorageBackend
 from ..storage.memory import InMemoryStorage
-from ._stores import KINDS, PostgresTemplate, fresh_store, postgres_admin_dsn
+from ._stores import KINDS, SHARED_KINDS, PostgresTemplate, fresh_store, postgres_admin_dsn
 from .agents import make_test_agent
 
 __all__ = [
     "frontdesk_manager",
     "frontdesk_registry",
     "frontdesk_storage_name",
+    "frontdesk_workspace_id",
     "pytest_addoption",
     "pytest_configure",
 ]
@@ -82,8 +85,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def frontdesk_storage_name(request: pytest.FixtureRequest) -> str:
-    """The kind of storage the tests run on: memory, sqlite or postgres."""
+    """The kind of storage the tests run on: memory, sqlite, postgres or supabase."""
     return _storage_kind(request.config)
+
+
+@pytest.fixture
+def frontdesk_workspace_id(frontdesk_storage_name: str) -> str:
+    """The workspace of `frontdesk_manager`: `test-workspace` in a store of the test's own.
+
+    On a shared store (supabase: one project for every test), a workspace of its own per
+    test, whose sessions are purged after the test: an empty store as the test sees it.
+    """
+    if frontdesk_storage_name in SHARED_KINDS:
+        return f"{TEST_WORKSPACE_ID}-{uuid.uuid4().hex[:12]}"
+    return TEST_WORKSPACE_ID
 
 
 # The fixtures plugin works without pytest-asyncio too, in memory only.
@@ -106,11 +121,16 @@ else:
 
     @pytest_asyncio.fixture(name="frontdesk_storage")
     async def _any_storage(
-        request: pytest.FixtureRequest, frontdesk_storage_name: str, tmp_path: Path
+        request: pytest.FixtureRequest,
+        frontdesk_storage_name: str,
+        frontdesk_workspace_id: str,
+        tmp_path: Path,
     ) -> AsyncIterator[StorageBackend]:
         """An empty storage of the chosen kind (memory by default), new for each test."""
         template: Any = request.config.stash.get(_TEMPLATE, None)
-        async with fresh_store(frontdesk_storage_name, tmp_path, template) as storage:
+        async with fresh_store(
+            frontdesk_storage_name, tmp_path, template, workspace_id=frontdesk_workspace_id
+        ) as storage:
             yield storage
 
 
@@ -128,9 +148,11 @@ def frontdesk_registry() -> Iterator[AgentRegistry]:
 
 @pytest.fixture
 def frontdesk_manager(
-    frontdesk_storage: StorageBackend, frontdesk_registry: AgentRegistry
+    frontdesk_storage: StorageBackend,
+    frontdesk_registry: AgentRegistry,
+    frontdesk_workspace_id: str,
 ) -> SessionManager:
-    """A `SessionManager` for workspace `test-workspace` over the two fixtures above."""
+    """A `SessionManager` over the fixtures above, in `frontdesk_workspace_id`."""
     return SessionManager(
-        frontdesk_storage, workspace_id=TEST_WORKSPACE_ID, registry=frontdesk_registry
+        frontdesk_storage, workspace_id=frontdesk_workspace_id, registry=frontdesk_registry
     )
