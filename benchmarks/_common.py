@@ -1,5 +1,4 @@
-"""What the benchmarks share: timing and percentiles, tables and ratio lines, a storage
-wrapper that counts calls, and a throwaway Supabase stack (PostgreSQL + the PostgREST-protocol
+"""What the benchmarks share: timing and percentiles, tables and ratio lines, and a throwaway Supabase stack (PostgreSQL + the PostgREST-protocol
 gateway of `tests/support` + `SupabaseStorage`).
 
 The scripts are run from the repository root (`uv run python benchmarks/bench_x.py`) and put
@@ -17,15 +16,13 @@ import os
 import platform
 import secrets
 import sys
-from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from frontdesk import AgentRegistry, SessionManager
-from frontdesk.models import Session, Turn, TurnStats
-from frontdesk.storage import Commit, CommitResult, NewSession, StorageBackend
+from frontdesk.storage import StorageBackend
 from frontdesk.testing import make_test_agent
 
 if TYPE_CHECKING:
@@ -177,52 +174,6 @@ def new_manager(storage: StorageBackend, registry: AgentRegistry, label: str) ->
     return SessionManager(
         storage, workspace_id=f"bench-{label}-{secrets.token_hex(4)}", registry=registry
     )
-
-
-class CountingStorage:
-    """A `StorageBackend` that counts the calls it forwards to another one."""
-
-    def __init__(self, inner: StorageBackend) -> None:
-        self.inner = inner
-        self.capabilities = inner.capabilities
-        self.calls: Counter[str] = Counter()
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
-
-    async def create_session(
-        self, new: NewSession, *, return_existing: bool = False
-    ) -> tuple[Session, bool]:
-        self.calls["create_session"] += 1
-        return await self.inner.create_session(new, return_existing=return_existing)
-
-    async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
-        self.calls["get_session"] += 1
-        return await self.inner.get_session(workspace_id, session_id)
-
-    async def find_active_session(
-        self, workspace_id: str, conversation_id: str, agent_id: str
-    ) -> Session | None:
-        self.calls["find_active_session"] += 1
-        return await self.inner.find_active_session(workspace_id, conversation_id, agent_id)
-
-    async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
-        self.calls["commit"] += 1
-        return await self.inner.commit(workspace_id, session_id, commit)
-
-    async def list_turns(
-        self, workspace_id: str, session_id: str, *, limit: int | None = None
-    ) -> Sequence[Turn]:
-        self.calls["list_turns"] += 1
-        return await self.inner.list_turns(workspace_id, session_id, limit=limit)
-
-    async def turn_stats(self, workspace_id: str, session_id: str) -> TurnStats:
-        self.calls["turn_stats"] += 1
-        return await self.inner.turn_stats(workspace_id, session_id)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 # -- Supabase: PostgreSQL + gateway + SupabaseStorage -----------------------------------------

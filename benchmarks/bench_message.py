@@ -46,7 +46,6 @@ from datetime import UTC, datetime
 import attrs
 
 from benchmarks._common import (
-    CountingStorage,
     add_backend_arguments,
     bench_registry,
     chosen_backends,
@@ -65,7 +64,7 @@ from benchmarks._common import (
 from frontdesk import AgentRegistry, SessionChange, SessionManager
 from frontdesk.models import IntentSeen, NewTurn, Role, Session
 from frontdesk.storage import AppendIntent, Commit, MergeCapturedData, NewSession, StorageBackend
-from frontdesk.testing import TEST_AGENT_ID
+from frontdesk.testing import TEST_AGENT_ID, InstrumentedStorage
 
 VARIANTS = ("baseline", "frontdesk", "fused")
 INTENTS = ("greeting", "product_question", "price_question", "order", "thanks")
@@ -236,7 +235,7 @@ class Result:
 
 async def run(
     backend: str,
-    storage: CountingStorage,
+    storage: InstrumentedStorage,
     registry: AgentRegistry,
     messages: Sequence[Message],
     request_count: Callable[[], int],
@@ -352,22 +351,22 @@ async def main_async(args: argparse.Namespace) -> None:
     if "memory" in backends:
         from frontdesk import InMemoryStorage
 
-        storage = CountingStorage(InMemoryStorage())
+        storage = InstrumentedStorage(InMemoryStorage())
         messages = make_messages(args.memory_messages, args.per_conversation)
         await run("memory", storage, registry, messages[:20], lambda: storage.total)  # warm-up
-        storage = CountingStorage(InMemoryStorage())
+        storage = InstrumentedStorage(InMemoryStorage())
         results = await run("memory", storage, registry, messages, lambda: storage.total)
         add("memory", results)
     if "sqlite" in backends:
         async with sqlite_stack() as sqlite:
-            storage = CountingStorage(sqlite)
+            storage = InstrumentedStorage(sqlite)
             messages = make_messages(args.messages, args.per_conversation)
             await run("sqlite", storage, registry, messages[:6], lambda: storage.total)
             add("sqlite", await run("sqlite", storage, registry, messages, lambda: storage.total))
     if "postgres" in backends:
         async with postgres_stack() as (postgres, version):
             print(f"# PostgreSQL {version} (postgres: psycopg, no network delay added)")
-            storage = CountingStorage(postgres)
+            storage = InstrumentedStorage(postgres)
             messages = make_messages(args.messages, args.per_conversation)
             await run("postgres", storage, registry, messages[:6], lambda: storage.total)
             results = await run("postgres", storage, registry, messages, lambda: storage.total)
@@ -375,7 +374,7 @@ async def main_async(args: argparse.Namespace) -> None:
     if "supabase" in backends:
         async with supabase_stack() as stack:
             print(f"# PostgreSQL {stack.server_version}")
-            storage = CountingStorage(stack.storage)
+            storage = InstrumentedStorage(stack.storage)
             gateway = stack.gateway
             messages = make_messages(args.messages, args.per_conversation)
             stack.set_delay_ms(0)

@@ -11,8 +11,10 @@ import pytest
 from frontdesk import (
     AgentConfig,
     ConfigProblem,
+    DoubleTexting,
     InvalidAgentConfigError,
     ModelConfig,
+    RunsConfig,
     StateMachine,
     Thresholds,
 )
@@ -339,3 +341,60 @@ def test_handoff_message_has_a_default_and_loads_from_data(make_agent: MakeAgent
     custom = AgentConfig.from_dict(agent_data(handoff_message="Te paso con Lucía."))
     assert custom.handoff_message == "Te paso con Lucía."
     assert AgentConfig.from_dict(custom.to_dict()) == custom
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+def test_runs_default_to_merge(make_agent: MakeAgent) -> None:
+    runs = make_agent().runs
+    assert runs == RunsConfig()
+    assert runs.policy is DoubleTexting.MERGE
+    assert runs.timeout > 0
+    assert runs.history_turns > 0
+
+
+def test_runs_from_toml(tmp_path: Path) -> None:
+    data = agent_data()
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        'id = "echo"\nname = "Echo"\n'
+        '[intent_detector]\nmodel = "small"\nsystem_prompt = "Classify."\n'
+        '[orchestrator]\nmodel = "large"\nsystem_prompt = "Answer."\n'
+        '[states]\ninitial = "greeting"\nmodes = ["greeting"]\n'
+        '[runs]\ndouble_texting = "enqueue"\ntimeout = 30\nhistory_turns = 5\n',
+        encoding="utf-8",
+    )
+    config = AgentConfig.from_toml(path)
+    assert config.runs == RunsConfig(double_texting="enqueue", timeout=30, history_turns=5)
+    assert config.runs.policy is DoubleTexting.ENQUEUE
+    assert AgentConfig.from_dict(config.to_dict()) == config
+    assert data  # the shared data helper stays untouched
+
+
+def test_every_bad_runs_field_is_reported_at_once() -> None:
+    bad = {"double_texting": "rollback", "timeout": 0, "history_turns": -1}
+    with pytest.raises(InvalidAgentConfigError) as excinfo:
+        AgentConfig.from_dict(agent_data(runs=bad))
+    found = problems_of(excinfo)
+    assert "merge, enqueue, interrupt, reject" in found["runs.double_texting"]
+    assert "above 0" in found["runs.timeout"]
+    assert "from 0 to" in found["runs.history_turns"]
+
+
+@pytest.mark.parametrize(
+    ("runs", "field"),
+    [
+        ({"timeout": True}, "runs.timeout"),
+        ({"timeout": float("nan")}, "runs.timeout"),
+        ({"timeout": 10**9}, "runs.timeout"),
+        ({"history_turns": 2.5}, "runs.history_turns"),
+        ({"history_turns": 5000}, "runs.history_turns"),
+        ({"double_texting": 1}, "runs.double_texting"),
+        ({"unknown": 1}, "runs.unknown"),
+    ],
+)
+def test_bad_runs_values(runs: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidAgentConfigError) as excinfo:
+        AgentConfig.from_dict(agent_data(runs=runs))
+    assert field in problems_of(excinfo)

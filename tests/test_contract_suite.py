@@ -136,6 +136,35 @@ class TestErasesOnlyActive(StorageContractTests):
         return ErasesOnlyActive()
 
 
+class NoDedupe(InMemoryStorage):
+    """Records every delivery of a message, redeliveries included."""
+
+    def _find_message(self, conversation, message_id):
+        return None
+
+
+class NoFencing(InMemoryStorage):
+    """Lets a run complete whether or not it is still the current one."""
+
+    async def complete(self, workspace_id, session_id, token, commit, policy):
+        record = self._records[session_id]
+        if record.run.held():
+            token = record.run.token
+        return await super().complete(workspace_id, session_id, token, commit, policy)
+
+
+class TestNoDedupe(StorageContractTests):
+    @pytest.fixture
+    def storage(self):
+        return NoDedupe()
+
+
+class TestNoFencing(StorageContractTests):
+    @pytest.fixture
+    def storage(self):
+        return NoFencing()
+
+
 class TestIgnoresVersions(StorageContractTests):
     @pytest.fixture
     def storage(self):
@@ -237,6 +266,23 @@ def test_suite_catches_a_write_landing_after_delete(outcomes: dict[str, str]) ->
 def test_suite_catches_an_incomplete_erasure(outcomes: dict[str, str]) -> None:
     assert failed(outcomes, "TestErasesOnlyActive") == {
         "test_erase_contact_removes_everything_of_the_contact"
+    }
+
+
+def test_suite_catches_a_backend_without_message_dedupe(outcomes: dict[str, str]) -> None:
+    assert failed(outcomes, "TestNoDedupe") >= {
+        "test_a_redelivery_is_a_duplicate_and_writes_nothing",
+        "test_a_redelivery_after_the_answer_is_still_a_duplicate",
+        "test_the_same_message_delivered_three_times_at_once_is_stored_once",
+        "test_a_closed_sessions_messages_are_still_duplicates",
+    }
+
+
+def test_suite_catches_a_backend_without_run_fencing(outcomes: dict[str, str]) -> None:
+    assert failed(outcomes, "TestNoFencing") >= {
+        "test_interrupt_supersedes_the_run_in_flight",
+        "test_an_abandoned_run_is_taken_over_by_the_next_message",
+        "test_resume_abandoned_claims_expired_runs_with_their_messages",
     }
 
 

@@ -23,7 +23,7 @@ from frontdesk import (
     VersionConflictError,
 )
 from frontdesk.registry import use_default_registry
-from frontdesk.testing import TEST_AGENT_ID
+from frontdesk.testing import TEST_AGENT_ID, InstrumentedStorage
 
 MakeAgent = Callable[..., AgentConfig]
 
@@ -35,40 +35,8 @@ async def session(frontdesk_manager: SessionManager) -> Session:
     )
 
 
-class CountingStorage(InMemoryStorage):
-    """Counts storage calls, to check that each manager operation is exactly one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[str] = []
-
-    async def create_session(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.calls.append("create_session")
-        return await super().create_session(*args, **kwargs)
-
-    async def get_session(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.calls.append("get_session")
-        return await super().get_session(*args, **kwargs)
-
-    async def find_active_session(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.calls.append("find_active_session")
-        return await super().find_active_session(*args, **kwargs)
-
-    async def commit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.calls.append("commit")
-        return await super().commit(*args, **kwargs)
-
-    async def list_turns(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.calls.append("list_turns")
-        return await super().list_turns(*args, **kwargs)
-
-    async def turn_stats(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.calls.append("turn_stats")
-        return await super().turn_stats(*args, **kwargs)
-
-
 async def test_each_operation_is_one_storage_call(frontdesk_registry: AgentRegistry) -> None:
-    storage = CountingStorage()
+    storage = InstrumentedStorage(InMemoryStorage())
     manager = SessionManager(storage, workspace_id="w", registry=frontdesk_registry)
     session = await manager.create_session(
         agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
@@ -93,9 +61,9 @@ async def test_each_operation_is_one_storage_call(frontdesk_registry: AgentRegis
         manager.handoff_session(sid, 9),
     ]
     for operation in operations:
-        storage.calls.clear()
+        storage.reset()
         await operation
-        assert len(storage.calls) == 1, storage.calls
+        assert storage.total == 1, storage.calls
 
 
 async def test_create_for_unknown_agent(frontdesk_manager: SessionManager) -> None:

@@ -190,13 +190,24 @@ async def test_wrong_key_is_refused(gateway: PostgrestGateway) -> None:
 # -- failures --------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def once(storage: SupabaseStorage) -> SessionManager:
+    """A manager that sends each write once: the backend's own failure classes show."""
+    registry = AgentRegistry()
+    registry.register(make_test_agent())
+    return SessionManager(
+        storage, workspace_id=f"ws-{uuid.uuid4()}", registry=registry, write_attempts=1
+    )
+
+
 async def test_write_dropped_after_commit_is_consistent(
-    manager: SessionManager, gateway: PostgrestGateway
+    once: SessionManager, gateway: PostgrestGateway
 ) -> None:
+    manager = once
     session = await manager.create_session(
         agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
     )
-    gateway.fail_next("drop_after_commit", function="frontdesk_commit")
+    gateway.fail_next("drop_after_commit", function="frontdesk_commit_once")
     with pytest.raises(StorageUnavailableError) as excinfo:
         await manager.add_turn(session.id, role="user", content="did it land?", tokens_used=7)
     assert excinfo.value.may_have_applied is True
@@ -211,12 +222,13 @@ async def test_write_dropped_after_commit_is_consistent(
 
 
 async def test_write_dropped_before_it_ran_leaves_nothing(
-    manager: SessionManager, gateway: PostgrestGateway
+    once: SessionManager, gateway: PostgrestGateway
 ) -> None:
+    manager = once
     session = await manager.create_session(
         agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
     )
-    gateway.fail_next("drop_before", function="frontdesk_commit")
+    gateway.fail_next("drop_before", function="frontdesk_commit_once")
     with pytest.raises(StorageUnavailableError) as excinfo:
         await manager.add_intent_seen(session.id, "lost")
     assert excinfo.value.may_have_applied is True  # the client cannot tell the two apart

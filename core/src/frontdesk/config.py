@@ -11,7 +11,9 @@ problem at once, each naming its field, in one `InvalidAgentConfigError`.
 
 from __future__ import annotations
 
+import enum
 import itertools
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -31,7 +33,9 @@ __all__ = [
     "AgentConfig",
     "AgentSource",
     "ConfigProblem",
+    "DoubleTexting",
     "ModelConfig",
+    "RunsConfig",
     "StateMachine",
     "Thresholds",
 ]
@@ -111,6 +115,50 @@ DEFAULT_HANDOFF_MESSAGE = (
 """What an agent says when it hands a conversation to a person, unless its config says."""
 
 
+class DoubleTexting(enum.StrEnum):
+    """What a message that arrives while a run holds the conversation does.
+
+    - `merge`: it waits; when the run completes, every message that arrived meanwhile
+      becomes one next run (a burst is answered once, seeing all of it).
+    - `enqueue`: it waits; each waiting message becomes its own run, in arrival order.
+    - `interrupt`: it starts a new run at once, answering every unanswered message; the
+      old run's `complete` raises `RunSupersededError`.
+    - `reject`: `receive` raises `ConversationBusyError` and records nothing.
+    """
+
+    MERGE = "merge"
+    ENQUEUE = "enqueue"
+    INTERRUPT = "interrupt"
+    REJECT = "reject"
+
+
+MAX_RUN_TIMEOUT = 86_400.0
+"""The longest `runs.timeout`, in seconds (one day)."""
+
+MAX_HISTORY_TURNS = 1_000
+"""The largest `runs.history_turns`."""
+
+
+@frozen
+class RunsConfig:
+    """How the message pipeline runs this agent (`[runs]` in TOML).
+
+    `double_texting` is the policy for messages that arrive during a run (see
+    `DoubleTexting`); `timeout` is how many seconds a run holds the conversation before it
+    counts as abandoned (a worker that crashed), unless `SessionManager.extend` pushes it
+    forward; `history_turns` is how many earlier turns a run is handed as context.
+    """
+
+    double_texting: str = DoubleTexting.MERGE
+    timeout: float = 120.0
+    history_turns: int = 20
+
+    @property
+    def policy(self) -> DoubleTexting:
+        """`double_texting` as a `DoubleTexting` member."""
+        return DoubleTexting(self.double_texting)
+
+
 @frozen
 class AgentSource:
     """Where a registered agent came from: its distribution, version and entry point."""
@@ -151,6 +199,7 @@ class AgentConfig:
     thresholds: Thresholds = field(factory=Thresholds)
     handoff_message: str = DEFAULT_HANDOFF_MESSAGE
     version: str | None = None
+    runs: RunsConfig = field(factory=RunsConfig)
     source: AgentSource | None = field(default=None, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -265,6 +314,7 @@ def _problems(config: AgentConfig) -> list[ConfigProblem]:
             problem("tools", f"lists {', '.join(duplicates)} more than once")
     _check_states(config.states, problem)
     _check_thresholds(config.thresholds, problem)
+    _check_runs(config.runs, problem)
     return problems
 
 
@@ -342,6 +392,39 @@ def _check_thresholds(thresholds: object, problem: Any) -> None:
                     f"must be greater than thresholds.{lower} "
                     f"({getattr(thresholds, higher)} <= {getattr(thresholds, lower)})",
                 )
+
+
+def _check_runs(runs: object, problem: Any) -> None:
+    if not isinstance(runs, RunsConfig):
+        problem("runs", "must be a table with double_texting, timeout and history_turns")
+        return
+    choices = ", ".join(policy.value for policy in DoubleTexting)
+    if not isinstance(runs.double_texting, str) or runs.double_texting not in set(DoubleTexting):
+        problem(
+            "runs.double_texting",
+            f"{runs.double_texting!r} is not a double-texting policy (choose one of {choices})",
+        )
+    timeout = runs.timeout
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or not 0 < timeout <= MAX_RUN_TIMEOUT
+    ):
+        problem(
+            "runs.timeout",
+            f"must be a number of seconds above 0 and at most {MAX_RUN_TIMEOUT:g}, got {timeout!r}",
+        )
+    history = runs.history_turns
+    if (
+        isinstance(history, bool)
+        or not isinstance(history, int)
+        or not 0 <= history <= MAX_HISTORY_TURNS
+    ):
+        problem(
+            "runs.history_turns",
+            f"must be an integer from 0 to {MAX_HISTORY_TURNS}, got {history!r}",
+        )
 
 
 # -- structuring -----------------------------------------------------------------------------

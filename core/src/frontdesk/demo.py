@@ -23,18 +23,17 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
 
 import attrs
 from attrs import define, field, frozen
 
 from .config import AgentConfig
 from .errors import FrontdeskError, StorageError, ValidationError
-from .lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
-from .models import NewTurn, Role, Session, SessionStatus, Turn, TurnStats
+from .models import NewTurn, Role, Session, SessionStatus, Turn
 from .registry import AgentRegistry
 from .sessions import SessionChange, SessionManager
-from .storage.base import Commit, CommitResult, NewSession, StorageBackend
+from .storage.base import StorageBackend
+from .testing.instrumented import InstrumentedStorage
 
 __all__ = [
     "MAX_CONVERSATIONS",
@@ -43,7 +42,6 @@ __all__ = [
     "MAX_WORKERS",
     "DemoCheck",
     "DemoReport",
-    "MeasuredStorage",
     "check_demo_sizes",
     "run_demo",
 ]
@@ -116,123 +114,9 @@ def _generic_script(agent: AgentConfig) -> tuple[_Line, ...]:
 
 @define
 class _Stats:
-    latencies: dict[str, list[float]] = field(factory=dict)
     conflicts: int = 0
     retried: int = 0
     errors: Counter[str] = field(factory=Counter)  # by message, each with its count
-
-    def record(self, name: str, seconds: float) -> None:
-        self.latencies.setdefault(name, []).append(seconds)
-
-    @property
-    def calls(self) -> int:
-        return sum(len(v) for v in self.latencies.values())
-
-
-class MeasuredStorage:
-    """A `StorageBackend` that forwards to another and times every call."""
-
-    def __init__(self, inner: StorageBackend, stats: _Stats) -> None:
-        self.inner = inner
-        self.capabilities = inner.capabilities
-        self._stats = stats
-
-    async def _timed(self, name: str, call: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return await call
-        finally:
-            self._stats.record(name, time.perf_counter() - start)
-
-    async def create_session(
-        self, new: NewSession, *, return_existing: bool = False
-    ) -> tuple[Session, bool]:
-        result: tuple[Session, bool] = await self._timed(
-            "create_session", self.inner.create_session(new, return_existing=return_existing)
-        )
-        return result
-
-    async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
-        result: Session | None = await self._timed(
-            "get_session", self.inner.get_session(workspace_id, session_id)
-        )
-        return result
-
-    async def find_active_session(
-        self, workspace_id: str, conversation_id: str, agent_id: str
-    ) -> Session | None:
-        result: Session | None = await self._timed(
-            "find_active_session",
-            self.inner.find_active_session(workspace_id, conversation_id, agent_id),
-        )
-        return result
-
-    async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
-        result: CommitResult = await self._timed(
-            "commit", self.inner.commit(workspace_id, session_id, commit)
-        )
-        return result
-
-    async def list_turns(
-        self, workspace_id: str, session_id: str, *, limit: int | None = None
-    ) -> Sequence[Turn]:
-        result: Sequence[Turn] = await self._timed(
-            "list_turns", self.inner.list_turns(workspace_id, session_id, limit=limit)
-        )
-        return result
-
-    async def turn_stats(self, workspace_id: str, session_id: str) -> TurnStats:
-        result: TurnStats = await self._timed(
-            "turn_stats", self.inner.turn_stats(workspace_id, session_id)
-        )
-        return result
-
-    async def list_sessions(
-        self, workspace_id: str, query: SessionQuery
-    ) -> Sequence[SessionSummary]:
-        result: Sequence[SessionSummary] = await self._timed(
-            "list_sessions", self.inner.list_sessions(workspace_id, query)
-        )
-        return result
-
-    async def delete_session(self, workspace_id: str, session_id: str) -> bool:
-        result: bool = await self._timed(
-            "delete_session", self.inner.delete_session(workspace_id, session_id)
-        )
-        return result
-
-    async def purge_sessions(
-        self,
-        workspace_id: str,
-        *,
-        inactive_for: timedelta,
-        status: SessionStatus | None,
-        limit: int,
-    ) -> int:
-        result: int = await self._timed(
-            "purge_sessions",
-            self.inner.purge_sessions(
-                workspace_id, inactive_for=inactive_for, status=status, limit=limit
-            ),
-        )
-        return result
-
-    async def erase_contact(self, workspace_id: str, contact_id: str) -> ErasureReport:
-        result: ErasureReport = await self._timed(
-            "erase_contact", self.inner.erase_contact(workspace_id, contact_id)
-        )
-        return result
-
-    async def migrate_session(
-        self, workspace_id: str, session_id: str, migration: SessionMigration
-    ) -> Session:
-        result: Session = await self._timed(
-            "migrate_session", self.inner.migrate_session(workspace_id, session_id, migration)
-        )
-        return result
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @frozen
@@ -370,9 +254,8 @@ async def run_demo(
     plans = _plan(agents, conversations, messages, rng)
     arrivals = _arrivals(plans, rng)
     stats = _Stats()
-    manager = SessionManager(
-        MeasuredStorage(storage, stats), workspace_id=workspace, registry=registry
-    )
+    measured = InstrumentedStorage(storage)
+    manager = SessionManager(measured, workspace_id=workspace, registry=registry)
 
     started = time.perf_counter()
     await _run_workers(
@@ -383,8 +266,8 @@ async def run_demo(
         on_progress=on_progress,
     )
     elapsed = time.perf_counter() - started
-    calls_during_run = stats.calls
-    latencies = [s for values in stats.latencies.values() for s in values]
+    calls_during_run = measured.total
+    latencies = [s for values in measured.durations.values() for s in values]
 
     verified = await _verify(manager, plans, stats.errors)
     removed = None if keep else await _clean_up(manager)

@@ -27,6 +27,8 @@ trouble. Each error carries its context as attributes, and its message says what
         ├── InvalidTransitionError        .agent_id .current_mode .requested_mode .allowed .modes
         ├── AgentChangedError             .agent_id .mode .session_agent_version
         │                                 .installed_agent_version
+        ├── RunSupersededError            .token .current_token
+        ├── ConversationBusyError         .conversation_id .agent_id
         └── ConflictError
             ├── VersionConflictError      .expected_version .current_version
             ├── TurnNumberConflictError   .turn_number .next_turn_number
@@ -49,6 +51,7 @@ __all__ = [
     "AgentNotFoundError",
     "ConfigError",
     "ConflictError",
+    "ConversationBusyError",
     "DuplicateAgentError",
     "EngineError",
     "FrontdeskError",
@@ -59,6 +62,7 @@ __all__ = [
     "ModelOutputError",
     "PluginLoadError",
     "RegistryError",
+    "RunSupersededError",
     "SessionAlreadyActiveError",
     "SessionClosedError",
     "SessionError",
@@ -393,6 +397,42 @@ class InvalidTransitionError(SessionError):
                 f"allowed: {', '.join(self.allowed) or 'none (final mode)'}."
             )
         super().__init__(message, session_id=session_id)
+
+
+class RunSupersededError(SessionError):
+    """The run is no longer the conversation's current one: nothing was written.
+
+    Another run took the conversation over (a newer message under the `interrupt` policy,
+    or a `receive` after this run expired), or this run already completed. Drop the work
+    of this run: its messages are answered by the run that took over.
+    """
+
+    def __init__(self, session_id: str, token: int, current_token: int | None = None) -> None:
+        self.token = token
+        self.current_token = current_token
+        now = f" (the current run is {current_token})" if current_token is not None else ""
+        super().__init__(
+            f"run {token} of session {session_id} is no longer current{now}; nothing was "
+            "written. Drop this run's reply: its messages belong to the run that took over.",
+            session_id=session_id,
+        )
+
+
+class ConversationBusyError(SessionError):
+    """A message arrived while a run holds the conversation, under the `reject` policy.
+
+    Nothing was recorded: tell the sender to wait, or deliver the message again later.
+    """
+
+    def __init__(self, session_id: str, *, conversation_id: str, agent_id: str) -> None:
+        self.conversation_id = conversation_id
+        self.agent_id = agent_id
+        super().__init__(
+            f"conversation {conversation_id!r} with agent {agent_id!r} is busy answering "
+            f"(session {session_id}) and the agent's double-texting policy is 'reject'; "
+            "nothing was recorded. Deliver the message again after the run completes.",
+            session_id=session_id,
+        )
 
 
 class ConflictError(SessionError):

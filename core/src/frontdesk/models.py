@@ -270,7 +270,11 @@ class NewTurn:
 
 @frozen
 class Turn:
-    """A recorded turn. Numbers start at 1 and have no gaps within a session."""
+    """A recorded turn. Numbers start at 1 and have no gaps within a session.
+
+    `message_id` is the channel's id of the inbound message the turn records (set by
+    `SessionManager.receive`), or None for turns written without one.
+    """
 
     session_id: str
     turn_number: int
@@ -281,6 +285,7 @@ class Turn:
     tools_called: tuple[ToolCall, ...]
     tokens_used: int
     created_at: datetime = field(converter=_utc)
+    message_id: str | None = None
 
 
 @frozen

@@ -10,7 +10,12 @@ update:
 - writes that replace something you read (`update_state`, `update_session_with_version`,
   `close_session`, `handoff_session`, `commit`) name the version they read and raise
   `VersionConflictError` if another writer got there first;
-- `retry_on_conflict` packages the read-decide-write loop for code that needs it.
+- `retry_on_conflict` packages the read-decide-write loop for code that needs it;
+- every write carries an idempotency key (the caller's, or one of the manager's own), and a
+  write whose outcome is unknown (`StorageUnavailableError.may_have_applied`) is resent
+  with the same key a bounded number of times: a lost answer becomes exactly-once;
+- the message pipeline (`receive`, `complete`, `extend`, `resume_abandoned`) handles one
+  inbound message in two storage calls, whatever the user double-texts.
 
     manager = SessionManager(InMemoryStorage(), workspace_id="acme")
     session, _ = await manager.get_or_create_session(
@@ -28,7 +33,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from attrs import field, frozen
@@ -39,6 +44,7 @@ from .errors import (
     AgentNotFoundError,
     InvalidTransitionError,
     SessionNotFoundError,
+    StorageUnavailableError,
     ValidationError,
     VersionConflictError,
 )
@@ -62,15 +68,18 @@ from .models import (
     ToolCall,
     Turn,
 )
+from .pipeline import Completion, InboundMessage, Receipt, Run, check_idempotency_key
 from .registry import AgentRegistry, get_default_registry
 from .storage.base import (
     AppendIntent,
     AppendTemplate,
     Commit,
     CommitResult,
+    Delivery,
     MergeCapturedData,
     MergeData,
     NewSession,
+    RunPolicy,
     StateOp,
     StorageBackend,
     apply_state_ops,
@@ -91,6 +100,15 @@ __all__ = ["MIGRATIONS_KEY", "SessionChange", "SessionManager"]
 
 Decide = Callable[[Session], "SessionChange | Awaitable[SessionChange | None] | None"]
 Sleep = Callable[[float], Awaitable[object]]
+T = TypeVar("T")
+
+DEFAULT_WRITE_ATTEMPTS = 3
+"""How many times the manager sends a write whose outcome stays unknown (same key each time)."""
+
+MAX_WRITE_ATTEMPTS = 10
+
+# Session ids made from a caller's idempotency key: the same key makes the same session.
+_KEYED_SESSIONS = uuid.UUID("5f1d3c2a-8b7e-4c1f-9a6d-2e0b7c4d9f18")
 
 _STATE_OPS = (AppendIntent, AppendTemplate, MergeCapturedData, MergeData)
 
@@ -161,7 +179,9 @@ class SessionManager:
     """Sessions of one workspace, over any `StorageBackend`.
 
     `registry` supplies the agents (which exist, which modes they may move between); by
-    default it is the process-wide registry, looked up at each call.
+    default it is the process-wide registry, looked up at each call. `write_attempts`
+    bounds how often a write whose outcome is unknown is sent (with the same idempotency
+    key, so it applies at most once); 1 turns the resending off.
     """
 
     def __init__(
@@ -170,8 +190,12 @@ class SessionManager:
         *,
         workspace_id: str,
         registry: AgentRegistry | None = None,
+        write_attempts: int = DEFAULT_WRITE_ATTEMPTS,
     ) -> None:
         self.workspace_id = check_id("workspace_id", workspace_id)
+        self.write_attempts = check_int(
+            "write_attempts", write_attempts, minimum=1, maximum=MAX_WRITE_ATTEMPTS
+        )
         self.storage = storage
         self._registry = registry
 
@@ -193,14 +217,18 @@ class SessionManager:
         contact_id: str,
         initial_mode: str | None = None,
         initial_state: SessionState | None = None,
+        idempotency_key: str | None = None,
     ) -> Session:
         """Start a session at version 1, in the agent's initial mode unless one is given.
 
         Raises `SessionAlreadyActiveError` (with `.existing_session_id`) when the
-        conversation already has an active session with this agent.
+        conversation already has an active session with this agent. A repeat with the
+        same `idempotency_key` returns the session the first call created.
         """
-        new = self._new_session(agent_id, conversation_id, contact_id, initial_mode, initial_state)
-        session, _ = await self.storage.create_session(new)
+        new = self._new_session(
+            agent_id, conversation_id, contact_id, initial_mode, initial_state, idempotency_key
+        )
+        session, _ = await self._retrying(lambda: self.storage.create_session(new))
         return session
 
     async def get_or_create_session(
@@ -211,14 +239,17 @@ class SessionManager:
         contact_id: str,
         initial_mode: str | None = None,
         initial_state: SessionState | None = None,
+        idempotency_key: str | None = None,
     ) -> tuple[Session, bool]:
         """The conversation's active session with this agent, created if there is none.
 
         Returns the session and whether this call created it. Workers racing on the first
         message of a conversation all get the same session.
         """
-        new = self._new_session(agent_id, conversation_id, contact_id, initial_mode, initial_state)
-        return await self.storage.create_session(new, return_existing=True)
+        new = self._new_session(
+            agent_id, conversation_id, contact_id, initial_mode, initial_state, idempotency_key
+        )
+        return await self._retrying(lambda: self.storage.create_session(new, return_existing=True))
 
     async def get_session(self, session_id: str) -> Session:
         """The session; `SessionNotFoundError` if it is not in this workspace."""
@@ -246,6 +277,7 @@ class SessionManager:
         current_mode: str | None = None,
         status: SessionStatus | str | None = None,
         last_activity_at: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> Session:
         """Change session fields if the session is still at `expected_version`.
 
@@ -258,23 +290,40 @@ class SessionManager:
             status=status,
             last_activity_at=last_activity_at,
         )
-        result = await self.commit(session_id, change, expected_version=expected_version)
+        result = await self.commit(
+            session_id, change, expected_version=expected_version, idempotency_key=idempotency_key
+        )
         return result.session
 
-    async def close_session(self, session_id: str, expected_version: int) -> Session:
+    async def close_session(
+        self, session_id: str, expected_version: int, *, idempotency_key: str | None = None
+    ) -> Session:
         """Close the session; it takes no more writes."""
         return await self.update_session_with_version(
-            session_id, expected_version, status=SessionStatus.CLOSED
+            session_id,
+            expected_version,
+            status=SessionStatus.CLOSED,
+            idempotency_key=idempotency_key,
         )
 
-    async def handoff_session(self, session_id: str, expected_version: int) -> Session:
+    async def handoff_session(
+        self, session_id: str, expected_version: int, *, idempotency_key: str | None = None
+    ) -> Session:
         """Hand the session to a human; the agent takes no more writes on it."""
         return await self.update_session_with_version(
-            session_id, expected_version, status=SessionStatus.HANDED_OFF
+            session_id,
+            expected_version,
+            status=SessionStatus.HANDED_OFF,
+            idempotency_key=idempotency_key,
         )
 
     async def update_state(
-        self, session_id: str, state: SessionState, *, expected_version: int
+        self,
+        session_id: str,
+        state: SessionState,
+        *,
+        expected_version: int,
+        idempotency_key: str | None = None,
     ) -> Session:
         """Replace the whole state document if the session is still at `expected_version`.
 
@@ -282,7 +331,10 @@ class SessionManager:
         """
         check_int("expected_version", expected_version, minimum=1)
         change = SessionChange(state=state)
-        return (await self.commit(session_id, change, expected_version=expected_version)).session
+        result = await self.commit(
+            session_id, change, expected_version=expected_version, idempotency_key=idempotency_key
+        )
+        return result.session
 
     async def commit(
         self,
@@ -290,37 +342,123 @@ class SessionManager:
         change: SessionChange,
         *,
         expected_version: int | None,
+        idempotency_key: str | None = None,
     ) -> CommitResult:
         """Apply `change` (fields, state and new turns) in one atomic write.
 
         With `expected_version`, the write applies only if the session is still at that
         version; `expected_version=None` is allowed only for changes that do not depend
-        on what was read (new turns, a status change).
+        on what was read (new turns, a status change). A repeat with the same
+        `idempotency_key` applies nothing and returns the original result.
 
         Every value in `change` is checked first (`ValidationError` naming it, e.g.
         `turns[0].tools_called[0].input`); nothing is sent when one is refused.
         """
-        check_optional_int("expected_version", expected_version, minimum=1)
-        if not isinstance(change, SessionChange):
-            raise ValidationError("change", f"must be a SessionChange, got {type(change).__name__}")
-        if change.state is not None and expected_version is None:
-            raise ValidationError(
-                "expected_version",
-                "is needed to replace the state (the version the state was computed from); "
-                "use the state helpers (add_intent_seen, ...) for unconditional changes",
-            )
-        _check_change(change)
-        commit = Commit(
-            expected_version=expected_version,
-            current_mode=change.current_mode,
-            mode_allowed_from=self._entry_modes(change.current_mode),
-            status=change.status,
-            last_activity_at=change.last_activity_at,
-            state=change.state,
-            state_ops=change.state_ops,
-            turns=change.turns,
-        )
+        commit = self._to_commit(change, expected_version, idempotency_key)
         return await self._commit(session_id, commit)
+
+    # -- the message pipeline --------------------------------------------------------------
+
+    async def receive(
+        self, message: InboundMessage, *, idempotency_key: str | None = None
+    ) -> Receipt:
+        """Record an inbound message and decide whether this worker answers it now.
+
+        One storage call: gets or creates the conversation's active session, records the
+        user turn keyed by `message.message_id` and, under the agent's double-texting
+        policy, starts a run or lets the message wait for the run in flight. A message id
+        already recorded in the conversation is a duplicate: nothing is written, and the
+        receipt carries the original turn and no run. Under the `reject` policy a message
+        that arrives during a run raises `ConversationBusyError` and records nothing.
+
+            receipt = await manager.receive(InboundMessage(
+                agent_id="sales", conversation_id="wa:+34600111222",
+                contact_id="+34600111222", message_id="wamid.HBgM...", content="hola",
+            ))
+            run = receipt.run
+            while run is not None:
+                reply = await my_engine(run.session, run.history, run.inputs)
+                run = (await manager.complete(run, reply)).next_run
+        """
+        if not isinstance(message, InboundMessage):
+            raise ValidationError(
+                "message", f"must be an InboundMessage, got {type(message).__name__}"
+            )
+        key = self._key(idempotency_key)
+        agent = self.registry.get(message.agent_id)
+        delivery = Delivery(
+            new_session=self._new_session(
+                message.agent_id, message.conversation_id, message.contact_id, None, None, None
+            ),
+            message_id=message.message_id,
+            content=message.content,
+            policy=_policy(agent),
+            received_at=message.received_at,
+            idempotency_key=key,
+        )
+        return await self._retrying(lambda: self.storage.receive(delivery))
+
+    async def complete(
+        self,
+        run: Run,
+        change: SessionChange,
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Completion:
+        """Record `run`'s outcome, end it, and hand over messages that arrived meanwhile.
+
+        One storage call: applies `change` (the reply's turns, state operations, mode,
+        status) as `commit` does, marks the run's inputs answered and ends the run; if
+        user messages arrived meanwhile, it starts the next run in the same call and
+        returns it as `Completion.next_run` (answer it, then complete again). Raises
+        `RunSupersededError` when another run has taken the conversation over: nothing is
+        written. Idempotent per run: a repeat returns the original completion.
+        """
+        if not isinstance(run, Run):
+            raise ValidationError("run", f"must be the Run that receive returned, got {run!r}")
+        key = idempotency_key if idempotency_key is not None else f"run-{run.token}"
+        commit = self._to_commit(change, expected_version, key)
+        agent = self.registry.get(run.session.agent_id)
+        session_id = run.session.id
+        policy = _policy(agent)
+        try:
+            return await self._retrying(
+                lambda: self.storage.complete(
+                    self.workspace_id, session_id, run.token, commit, policy
+                )
+            )
+        except InvalidTransitionError as exc:
+            raise self._explain(exc) from None
+
+    async def extend(self, run: Run) -> Run:
+        """Push `run.expires_at` forward by the agent's `runs.timeout` (a heartbeat).
+
+        Call it during long model calls so the run is not taken for abandoned. Raises
+        `RunSupersededError` when the run is no longer the current one. The session's
+        version does not change.
+        """
+        if not isinstance(run, Run):
+            raise ValidationError("run", f"must be the Run that receive returned, got {run!r}")
+        agent = self.registry.get(run.session.agent_id)
+        expires_at = await self._retrying(
+            lambda: self.storage.extend_run(
+                self.workspace_id, run.session.id, run.token, float(agent.runs.timeout)
+            )
+        )
+        return Run(run.token, run.session, run.inputs, run.history, expires_at)
+
+    async def resume_abandoned(self, *, limit: int = 100) -> list[Run]:
+        """Claim conversations whose run expired with unanswered messages; answer each run.
+
+        For a periodic job (`frontdesk runs resume`): a worker that crashed mid-run leaves
+        its messages to the next `receive` of the conversation, or to this. A claim whose
+        answer is lost is not resent: its messages come back after one more timeout.
+        """
+        check_int("limit", limit, minimum=1, maximum=10_000)
+        policies = {agent.id: _policy(agent) for agent in self.registry.list()}
+        runs = await self.storage.resume_abandoned(self.workspace_id, policies, limit)
+        return list(runs)
 
     async def retry_on_conflict(
         self,
@@ -381,24 +519,32 @@ class SessionManager:
         """The session's state document."""
         return (await self.get_session(session_id)).state
 
-    async def add_intent_seen(self, session_id: str, intent: str) -> Session:
+    async def add_intent_seen(
+        self, session_id: str, intent: str, *, idempotency_key: str | None = None
+    ) -> Session:
         """Record an intent, numbered after the ones already seen."""
-        return await self._apply(session_id, AppendIntent(intent))
+        return await self._apply(session_id, AppendIntent(intent), idempotency_key)
 
-    async def add_template_sent(self, session_id: str, template_name: str) -> Session:
+    async def add_template_sent(
+        self, session_id: str, template_name: str, *, idempotency_key: str | None = None
+    ) -> Session:
         """Record that a message template was sent."""
-        return await self._apply(session_id, AppendTemplate(template_name))
+        return await self._apply(session_id, AppendTemplate(template_name), idempotency_key)
 
-    async def update_captured_data(self, session_id: str, data: Mapping[str, str]) -> Session:
+    async def update_captured_data(
+        self, session_id: str, data: Mapping[str, str], *, idempotency_key: str | None = None
+    ) -> Session:
         """Merge these keys into the captured data (name, address, ...), keeping the others."""
         op = MergeCapturedData(data)
         check_text_map("data", op.data)
-        return await self._apply(session_id, op)
+        return await self._apply(session_id, op, idempotency_key)
 
-    async def update_data(self, session_id: str, data: Mapping[str, JSON]) -> Session:
+    async def update_data(
+        self, session_id: str, data: Mapping[str, JSON], *, idempotency_key: str | None = None
+    ) -> Session:
         """Merge these top-level keys into the agent-specific `state.data`."""
         op = MergeData(check_json_object("data", data))
-        return await self._apply(session_id, op)
+        return await self._apply(session_id, op, idempotency_key)
 
     # -- turns -----------------------------------------------------------------------------
 
@@ -413,6 +559,7 @@ class SessionManager:
         confidence: float | None = None,
         tools_called: Iterable[ToolCall] = (),
         tokens_used: int = 0,
+        idempotency_key: str | None = None,
     ) -> Turn:
         """Record a turn; storage numbers it after the last one, atomically.
 
@@ -430,7 +577,8 @@ class SessionManager:
             tokens_used=tokens_used,
         )
         _check_tool_calls("tools_called", new_turn)
-        result = await self._send(session_id, Commit(turns=(new_turn,)))
+        commit = Commit(turns=(new_turn,), idempotency_key=self._key(idempotency_key))
+        result = await self._send(session_id, commit)
         return result.turns[0]
 
     async def get_turns(self, session_id: str, *, limit: int | None = None) -> Sequence[Turn]:
@@ -644,6 +792,7 @@ class SessionManager:
         contact_id: str,
         initial_mode: str | None,
         initial_state: SessionState | None,
+        idempotency_key: str | None,
     ) -> NewSession:
         check_id("agent_id", agent_id)
         check_id("conversation_id", conversation_id)
@@ -667,8 +816,13 @@ class SessionManager:
                 allowed=agent.states.modes,
                 modes=agent.states.modes,
             )
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
+            session_id = str(uuid.uuid5(_KEYED_SESSIONS, f"{self.workspace_id}\n{idempotency_key}"))
+        else:
+            session_id = str(uuid.uuid4())
         return NewSession(
-            id=str(uuid.uuid4()),
+            id=session_id,
             workspace_id=self.workspace_id,
             agent_id=agent_id,
             conversation_id=conversation_id,
@@ -691,9 +845,66 @@ class SessionManager:
         rules = {agent.id: _entered_from(agent, mode) for agent in self.registry.list()}
         return {agent_id: modes for agent_id, modes in rules.items() if modes}
 
-    async def _apply(self, session_id: str, op: StateOp) -> Session:
+    async def _apply(self, session_id: str, op: StateOp, idempotency_key: str | None) -> Session:
         check_id("session_id", session_id)
-        return (await self._send(session_id, Commit(state_ops=(op,)))).session
+        commit = Commit(state_ops=(op,), idempotency_key=self._key(idempotency_key))
+        return (await self._send(session_id, commit)).session
+
+    def _to_commit(
+        self, change: SessionChange, expected_version: int | None, idempotency_key: str | None
+    ) -> Commit:
+        """The storage commit for a checked change (`ValidationError` naming what is wrong)."""
+        check_optional_int("expected_version", expected_version, minimum=1)
+        if not isinstance(change, SessionChange):
+            raise ValidationError("change", f"must be a SessionChange, got {type(change).__name__}")
+        if change.state is not None and expected_version is None:
+            raise ValidationError(
+                "expected_version",
+                "is needed to replace the state (the version the state was computed from); "
+                "use the state helpers (add_intent_seen, ...) for unconditional changes",
+            )
+        _check_change(change)
+        return Commit(
+            expected_version=expected_version,
+            current_mode=change.current_mode,
+            mode_allowed_from=self._entry_modes(change.current_mode),
+            status=change.status,
+            last_activity_at=change.last_activity_at,
+            state=change.state,
+            state_ops=change.state_ops,
+            turns=change.turns,
+            idempotency_key=self._key(idempotency_key),
+        )
+
+    @staticmethod
+    def _key(idempotency_key: str | None) -> str:
+        """The caller's idempotency key (checked), or a fresh one of the manager's own."""
+        if idempotency_key is None:
+            return str(uuid.uuid4())
+        check_idempotency_key(idempotency_key)
+        return idempotency_key
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Send one write; resend it (same request, same key) while its outcome is unknown.
+
+        A write that failed before reaching storage (`may_have_applied=False`) is resent
+        too. If any attempt may have applied, the error finally raised says so, even when
+        the last attempt failed to connect.
+        """
+        uncertain = False
+        for attempt in range(1, self.write_attempts + 1):
+            try:
+                return await call()
+            except StorageUnavailableError as exc:
+                uncertain = uncertain or exc.may_have_applied
+                if attempt == self.write_attempts:
+                    if uncertain and not exc.may_have_applied:
+                        raise StorageUnavailableError(
+                            exc.operation, exc.detail, may_have_applied=True
+                        ) from exc
+                    raise
+            await asyncio.sleep(random.uniform(0, 0.05 * attempt))  # noqa: S311 - jitter
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _commit(self, session_id: str, commit: Commit) -> CommitResult:
         check_id("session_id", session_id)
@@ -702,7 +913,9 @@ class SessionManager:
     async def _send(self, session_id: str, commit: Commit) -> CommitResult:
         """Hand a commit whose values are all checked to storage (the one storage call)."""
         try:
-            return await self.storage.commit(self.workspace_id, session_id, commit)
+            return await self._retrying(
+                lambda: self.storage.commit(self.workspace_id, session_id, commit)
+            )
         except InvalidTransitionError as exc:
             if self._mode_left_agent(exc):
                 try:
@@ -755,6 +968,11 @@ def _agent_changed(session: Session, agent: AgentConfig) -> AgentChangedError:
 
 def _optional_time(name: str, value: object) -> datetime | None:
     return None if value is None else check_datetime(name, value)
+
+
+def _policy(agent: AgentConfig) -> RunPolicy:
+    runs = agent.runs
+    return RunPolicy(runs.policy, float(runs.timeout), runs.history_turns)
 
 
 def _entered_from(agent: AgentConfig, mode: str) -> frozenset[str]:

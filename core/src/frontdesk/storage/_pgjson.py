@@ -15,8 +15,10 @@ from typing import Any
 
 from ..errors import (
     ConflictError,
+    ConversationBusyError,
     InvalidCursorError,
     InvalidTransitionError,
+    RunSupersededError,
     SessionAlreadyActiveError,
     SessionClosedError,
     SessionNotFoundError,
@@ -33,18 +35,42 @@ from ..models import (
     ToolCall,
     Turn,
 )
-from .base import AppendIntent, AppendTemplate, MergeCapturedData, MergeData, StateOp
+from ..pipeline import Completion, Receipt, Run
+from .base import (
+    AppendIntent,
+    AppendTemplate,
+    Commit,
+    CommitResult,
+    Delivery,
+    MergeCapturedData,
+    MergeData,
+    RunPolicy,
+    StateOp,
+)
 
 __all__ = [
+    "commit_function",
+    "commit_params",
+    "commit_result_from_json",
+    "complete_params",
+    "completion_from_json",
     "is_uuid",
     "list_sessions_params",
     "migrate_session_params",
     "new_turn_json",
     "op_json",
+    "policies_json",
     "raised_error",
+    "receipt_from_json",
+    "receive_params",
+    "result_to_json",
+    "run_from_json",
+    "run_to_json",
     "session_from_json",
+    "session_to_json",
     "summary_from_json",
     "turn_from_json",
+    "turn_to_json",
 ]
 
 
@@ -77,6 +103,17 @@ def raised_error(
             current_mode=detail.get("current_mode"),
             requested_mode=str(detail["requested_mode"]),
             allowed=(),
+        )
+    if kind == "run_superseded":
+        current = detail.get("current_token")
+        return RunSupersededError(
+            sid, int(extra["token"]), int(current) if current is not None else None
+        )
+    if kind == "conversation_busy":
+        return ConversationBusyError(
+            str(detail.get("session_id", sid)),
+            conversation_id=str(extra.get("conversation_id", "")),
+            agent_id=str(extra.get("agent_id", "")),
         )
     if kind == "session_already_active" and "existing_session_id" in detail:
         return SessionAlreadyActiveError(
@@ -169,6 +206,7 @@ def turn_from_json(data: Mapping[str, Any]) -> Turn:
         ),
         tokens_used=int(data["tokens_used"]),
         created_at=datetime.fromisoformat(data["created_at"]),
+        message_id=data.get("message_id"),
     )
 
 
@@ -193,6 +231,34 @@ def list_sessions_params(workspace_id: str, query: SessionQuery) -> dict[str, An
     return params
 
 
+def commit_params(workspace_id: str, session_id: str, commit: Commit) -> dict[str, Any]:
+    """The arguments of `frontdesk_commit` (and of the functions that take a commit's)."""
+    params: dict[str, Any] = {
+        "p_workspace_id": workspace_id,
+        "p_session_id": session_id,
+        "p_state_ops": [op_json(op) for op in commit.state_ops],
+        "p_turns": [new_turn_json(turn) for turn in commit.turns],
+    }
+    # Parameters left out take their SQL defaults (NULL: "leave as it is").
+    optional = {
+        "p_expected_version": commit.expected_version,
+        "p_current_mode": commit.current_mode,
+        "p_status": str(commit.status) if commit.status is not None else None,
+        "p_last_activity_at": (
+            commit.last_activity_at.isoformat() if commit.last_activity_at else None
+        ),
+        "p_state": commit.state.to_json() if commit.state is not None else None,
+        "p_mode_allowed_from": (
+            {agent: sorted(modes) for agent, modes in commit.mode_allowed_from.items()}
+            if commit.mode_allowed_from is not None
+            else None
+        ),
+        "p_idempotency_key": commit.idempotency_key,
+    }
+    params.update({name: value for name, value in optional.items() if value is not None})
+    return params
+
+
 def migrate_session_params(
     workspace_id: str, session_id: str, migration: SessionMigration
 ) -> dict[str, Any]:
@@ -207,3 +273,165 @@ def migrate_session_params(
     if migration.agent_version is not None:
         params["p_agent_version"] = migration.agent_version
     return params
+
+
+def commit_function(commit: Commit) -> str:
+    """`frontdesk_commit_once` for a commit with an idempotency key, else `frontdesk_commit`."""
+    return "frontdesk_commit" if commit.idempotency_key is None else "frontdesk_commit_once"
+
+
+def _policy_params(policy: RunPolicy) -> dict[str, Any]:
+    return {
+        "p_policy": str(policy.double_texting),
+        "p_timeout": policy.timeout,
+        "p_history_turns": policy.history_turns,
+    }
+
+
+def receive_params(delivery: Delivery) -> dict[str, Any]:
+    """The arguments of `frontdesk_receive`."""
+    new = delivery.new_session
+    params: dict[str, Any] = {
+        "p_workspace_id": new.workspace_id,
+        "p_session_id": new.id,
+        "p_agent_id": new.agent_id,
+        "p_conversation_id": new.conversation_id,
+        "p_contact_id": new.contact_id,
+        "p_current_mode": new.current_mode,
+        "p_state": new.state.to_json(),
+        "p_message_id": delivery.message_id,
+        "p_content": delivery.content,
+        **_policy_params(delivery.policy),
+    }
+    if delivery.received_at is not None:
+        params["p_received_at"] = delivery.received_at.isoformat()
+    if delivery.idempotency_key is not None:
+        params["p_idempotency_key"] = delivery.idempotency_key
+    return params
+
+
+def complete_params(
+    workspace_id: str, session_id: str, token: int, commit: Commit, policy: RunPolicy
+) -> dict[str, Any]:
+    """The arguments of `frontdesk_complete`."""
+    params = commit_params(workspace_id, session_id, commit)
+    params.update(_policy_params(policy), p_token=token)
+    return params
+
+
+def policies_json(policies: Mapping[str, RunPolicy]) -> dict[str, Any]:
+    """`frontdesk_resume_abandoned`'s `p_policies`: each agent's policy."""
+    return {
+        agent_id: {
+            "double_texting": str(policy.double_texting),
+            "timeout": policy.timeout,
+            "history_turns": policy.history_turns,
+        }
+        for agent_id, policy in policies.items()
+    }
+
+
+def commit_result_from_json(data: Mapping[str, Any]) -> CommitResult:
+    return CommitResult(
+        session=session_from_json(data["session"]),
+        turns=tuple(turn_from_json(turn) for turn in data["turns"]),
+    )
+
+
+def run_from_json(data: Mapping[str, Any] | None) -> Run | None:
+    if data is None:
+        return None
+    return Run(
+        token=int(data["token"]),
+        session=session_from_json(data["session"]),
+        inputs=tuple(turn_from_json(turn) for turn in data["inputs"]),
+        history=tuple(turn_from_json(turn) for turn in data["history"]),
+        expires_at=datetime.fromisoformat(data["expires_at"]),
+    )
+
+
+def receipt_from_json(data: Mapping[str, Any]) -> Receipt:
+    return Receipt(
+        session=session_from_json(data["session"]),
+        turn=turn_from_json(data["turn"]),
+        duplicate=bool(data["duplicate"]),
+        run=run_from_json(data["run"]),
+    )
+
+
+def completion_from_json(data: Mapping[str, Any]) -> Completion:
+    return Completion(
+        session=session_from_json(data["session"]),
+        turns=tuple(turn_from_json(turn) for turn in data["turns"]),
+        next_run=run_from_json(data["next_run"]),
+    )
+
+
+# -- the same JSON, built from values (for backends that store answers as JSON) -----------------
+
+
+def session_to_json(session: Session) -> dict[str, Any]:
+    """`session_from_json`'s input for `session`."""
+    return {
+        "id": session.id,
+        "workspace_id": session.workspace_id,
+        "agent_id": session.agent_id,
+        "conversation_id": session.conversation_id,
+        "contact_id": session.contact_id,
+        "version": session.version,
+        "status": str(session.status),
+        "current_mode": session.current_mode,
+        "state": session.state.to_json(),
+        "created_at": session.created_at.isoformat(),
+        "updated_at": session.updated_at.isoformat(),
+        "last_activity_at": session.last_activity_at.isoformat(),
+    }
+
+
+def turn_to_json(turn: Turn) -> dict[str, Any]:
+    """`turn_from_json`'s input for `turn`."""
+    return {
+        "session_id": turn.session_id,
+        "turn_number": turn.turn_number,
+        "role": str(turn.role),
+        "content": turn.content,
+        "intent_detected": turn.intent_detected,
+        "confidence": turn.confidence,
+        "tools_called": [
+            {"name": call.name, "input": call.input, "output": call.output}
+            for call in turn.tools_called
+        ],
+        "tokens_used": turn.tokens_used,
+        "created_at": turn.created_at.isoformat(),
+        "message_id": turn.message_id,
+    }
+
+
+def run_to_json(run: Run | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "token": run.token,
+        "session": session_to_json(run.session),
+        "inputs": [turn_to_json(turn) for turn in run.inputs],
+        "history": [turn_to_json(turn) for turn in run.history],
+        "expires_at": run.expires_at.isoformat(),
+    }
+
+
+def result_to_json(result: CommitResult | Receipt | Completion) -> dict[str, Any]:
+    """The JSON of a write's answer, as the SQL functions return it."""
+    if isinstance(result, Receipt):
+        return {
+            "session": session_to_json(result.session),
+            "turn": turn_to_json(result.turn),
+            "duplicate": result.duplicate,
+            "run": run_to_json(result.run),
+        }
+    data: dict[str, Any] = {
+        "session": session_to_json(result.session),
+        "turns": [turn_to_json(turn) for turn in result.turns],
+    }
+    if isinstance(result, Completion):
+        data["next_run"] = run_to_json(result.next_run)
+    return data

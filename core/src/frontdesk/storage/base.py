@@ -11,7 +11,14 @@ framework its guarantees. The contract, checked by `frontdesk.testing.StorageCon
 - turn numbers are unique and gapless per session, even with concurrent writers;
 - at most one active session per (workspace, conversation, agent);
 - every read and write is scoped to a workspace: another workspace's session is
-  indistinguishable from a missing one.
+  indistinguishable from a missing one;
+- a write that carries an idempotency key and repeats a key already applied to that
+  session applies nothing and returns the original result (keys are kept as long as the
+  session);
+- the message pipeline (`receive`, `complete`, `extend_run`, `resume_abandoned`): each
+  message id is recorded once per conversation; at most one run holds a session at a
+  time, fenced by a token that grows with every run; expiry is judged by the storage's
+  clock. The pure rules every Python backend shares are in `frontdesk.storage.runs`.
 
 A third-party backend implements these methods (the names are public API), registers its
 class in the `frontdesk.storage` entry-point group, and subclasses the contract suite.
@@ -25,6 +32,7 @@ from typing import Protocol, runtime_checkable
 
 from attrs import field, frozen
 
+from ..config import DoubleTexting
 from ..errors import ValidationError
 from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
 from ..models import (
@@ -37,6 +45,7 @@ from ..models import (
     Turn,
     TurnStats,
 )
+from ..pipeline import Completion, Receipt, Run
 from ..validation import check_choice, check_id, check_text_map
 
 __all__ = [
@@ -45,9 +54,11 @@ __all__ = [
     "Capability",
     "Commit",
     "CommitResult",
+    "Delivery",
     "MergeCapturedData",
     "MergeData",
     "NewSession",
+    "RunPolicy",
     "StateOp",
     "StorageBackend",
     "apply_state_ops",
@@ -173,6 +184,8 @@ class Commit:
       `state_ops` apply, in order, to the current (or replaced) state.
     - `turns` are appended, numbered after the session's last turn.
     - `last_activity_at` defaults to the commit time when turns are added.
+    - `idempotency_key`: a repeat of a key already applied to this session applies
+      nothing and returns the original result (checked before anything else).
     """
 
     expected_version: int | None = None
@@ -186,6 +199,32 @@ class Commit:
     state: SessionState | None = None
     state_ops: tuple[StateOp, ...] = ()
     turns: tuple[NewTurn, ...] = ()
+    idempotency_key: str | None = None
+
+
+@frozen
+class RunPolicy:
+    """How runs of one agent behave: its `[runs]` configuration, as storage needs it."""
+
+    double_texting: DoubleTexting = field(converter=DoubleTexting)
+    timeout: float = 120.0
+    history_turns: int = 20
+
+
+@frozen
+class Delivery:
+    """An inbound message to record (`StorageBackend.receive`).
+
+    `new_session` is the session to create when the conversation has none active (its
+    workspace, conversation, agent and contact say whose message this is).
+    """
+
+    new_session: NewSession
+    message_id: str
+    content: str
+    policy: RunPolicy
+    received_at: datetime | None = None
+    idempotency_key: str | None = None
 
 
 @frozen
@@ -300,6 +339,53 @@ class StorageBackend(Protocol):
 
         Raises `SessionNotFoundError`, `VersionConflictError` (stale expected version) or
         `SessionClosedError`; whatever it raises, nothing changed.
+        """
+        ...
+
+    async def receive(self, delivery: Delivery) -> Receipt:
+        """Record an inbound message and decide whether the caller runs now, atomically.
+
+        Gets or creates the conversation's active session, records the user turn keyed by
+        `message_id` (a message id already recorded in the conversation returns the
+        original turn with `duplicate=True` and writes nothing), and under the policy
+        decides whether a run starts (`frontdesk.storage.runs.plan_receive`). Raises
+        `ConversationBusyError` (writing nothing) under `reject` while a run is live.
+        """
+        ...
+
+    async def complete(
+        self,
+        workspace_id: str,
+        session_id: str,
+        token: int,
+        commit: Commit,
+        policy: RunPolicy,
+    ) -> Completion:
+        """Apply `commit`, mark run `token`'s inputs answered, end it, start the next one.
+
+        Raises `RunSupersededError` when `token` is not the session's live or abandoned
+        run (unless `commit.idempotency_key` repeats an applied one: then the original
+        result), plus whatever `commit` raises. Whatever it raises, nothing changed.
+        """
+        ...
+
+    async def extend_run(
+        self, workspace_id: str, session_id: str, token: int, lease_seconds: float
+    ) -> datetime:
+        """Push run `token`'s expiry to `lease_seconds` from now; return the new expiry.
+
+        Raises `RunSupersededError` when the run is no longer current. Does not change
+        the session's version (a lease is not session data).
+        """
+        ...
+
+    async def resume_abandoned(
+        self, workspace_id: str, policies: Mapping[str, RunPolicy], limit: int
+    ) -> Sequence[Run]:
+        """Claim up to `limit` sessions whose run expired with unanswered messages.
+
+        Each gets a new run (token + 1) under its agent's policy (agents missing from
+        `policies` are skipped). Claiming does not change the session's version.
         """
         ...
 

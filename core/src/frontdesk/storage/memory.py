@@ -14,17 +14,35 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
-from ..errors import SessionClosedError, SessionNotFoundError, VersionConflictError
+from ..errors import (
+    ConflictError,
+    ConversationBusyError,
+    RunSupersededError,
+    SessionClosedError,
+    SessionNotFoundError,
+    VersionConflictError,
+)
 from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
-from ..models import Session, SessionState, SessionStatus, Turn, TurnStats
+from ..models import NewTurn, Role, Session, SessionState, SessionStatus, Turn, TurnStats
+from ..pipeline import Completion, Receipt, Run
 from ._reference import committed, create_outcome, new_session, refuse_commit
-from .base import Capability, Commit, CommitResult, NewSession
+from .base import Capability, Commit, CommitResult, Delivery, NewSession, RunPolicy
+from .runs import (
+    ReceivePlan,
+    RunState,
+    can_resume,
+    end_run,
+    is_current,
+    pick_history,
+    plan_receive,
+    start_run,
+)
 
 __all__ = ["InMemoryStorage"]
 
@@ -35,6 +53,13 @@ class _Record:
     state: SessionState  # owned: nothing outside this storage holds its mutable parts
     turns: list[Turn] = attrs.Factory(list)
     tokens_used: int = 0
+    run: RunState = attrs.Factory(RunState)
+    pending: list[int] = attrs.Factory(list)  # user turns waiting for an answer, in order
+    messages: dict[str, int] = attrs.Factory(dict)  # message id -> turn number
+    results: dict[str, object] = attrs.Factory(dict)  # idempotency key -> original result
+
+
+R = TypeVar("R")
 
 
 def _now() -> datetime:
@@ -57,6 +82,9 @@ class InMemoryStorage:
         self._lock = threading.Lock()
         self._records: dict[str, _Record] = {}
         self._active: dict[tuple[str, str, str], str] = {}
+        # Every session a conversation has had with an agent: message ids are unique per
+        # conversation, across its sessions.
+        self._conversations: dict[tuple[str, str, str], list[str]] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} sessions={len(self._records)}>"
@@ -75,12 +103,8 @@ class InMemoryStorage:
             )
             if outcome.existing_id is not None:
                 return self._read(self._records[outcome.existing_id]), outcome.created
-            session = new_session(new, self._clock())
-            record = _Record(attrs.evolve(session, state=SessionState()), _own(new.state))
-            answer = self._read(record)  # built before the write: nothing raises after it
-            self._records[new.id] = record
-            self._active[key] = new.id
-            return answer, True
+            record = self._insert(new, self._clock())
+            return self._read(record), True
 
     async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
         await asyncio.sleep(0)
@@ -100,23 +124,128 @@ class InMemoryStorage:
         await asyncio.sleep(0)
         with self._lock:
             record = self._find(workspace_id, session_id)
-            current = attrs.evolve(record.session, state=record.state)
-            refuse_commit(current, len(record.turns), commit)
-            session, turns = committed(current, len(record.turns), commit, self._clock())
-            state = record.state if session.state is record.state else _own(session.state)
-            turns = tuple(_copy_turn(turn) for turn in turns)  # owned, as the state is
-            # The answer is built before the first change, so nothing can raise after it:
-            # whatever this method raises, nothing changed.
-            answer = CommitResult(
-                attrs.evolve(session, state=_own(state)), tuple(_copy_turn(t) for t in turns)
-            )
-            record.session = attrs.evolve(session, state=SessionState())
-            record.state = state
-            record.turns.extend(turns)
-            record.tokens_used += sum(turn.tokens_used for turn in turns)
-            if session.status != SessionStatus.ACTIVE:
-                self._active.pop((workspace_id, session.conversation_id, session.agent_id), None)
-            return answer
+            replayed = self._replay(record, commit.idempotency_key, CommitResult)
+            if replayed is not None:
+                return replayed
+            result = self._apply(record, commit, self._clock())
+            return self._remember(record, commit.idempotency_key, result)
+
+    # -- the message pipeline --------------------------------------------------------------
+
+    async def receive(self, delivery: Delivery) -> Receipt:
+        new = delivery.new_session
+        conversation = (new.workspace_id, new.conversation_id, new.agent_id)
+        await asyncio.sleep(0)
+        with self._lock:
+            found = self._find_message(conversation, delivery.message_id)
+            if found is not None:
+                holder, number = found
+                replayed = self._replay(holder, delivery.idempotency_key, Receipt)
+                if replayed is not None:
+                    return replayed
+                turn = _copy_turn(holder.turns[number - 1])
+                return Receipt(self._read(holder), turn, duplicate=True, run=None)
+            now = self._clock()
+            active_id = self._active.get(conversation)
+            record = self._records[active_id] if active_id is not None else None
+            policy = delivery.policy
+            run_state = record.run if record is not None else RunState()
+            plan = plan_receive(run_state, policy.double_texting, now)
+            if plan is ReceivePlan.BUSY:
+                assert record is not None  # noqa: S101 - only a held run makes it busy
+                raise ConversationBusyError(
+                    record.session.id, conversation_id=new.conversation_id, agent_id=new.agent_id
+                )
+            if record is None:
+                if new.id in self._records:
+                    raise ConflictError(
+                        f"session id {new.id} is taken; create sessions with fresh ids.",
+                        session_id=new.id,
+                    )
+                record = self._insert(new, now)
+            user_turn = NewTurn(role=Role.USER, content=delivery.content)
+            commit = Commit(turns=(user_turn,), last_activity_at=delivery.received_at)
+            result = self._apply(record, commit, now)
+            turn = attrs.evolve(result.turns[0], message_id=delivery.message_id)
+            record.turns[-1] = turn
+            record.pending.append(turn.turn_number)
+            record.messages[delivery.message_id] = turn.turn_number
+            run = None
+            if plan is ReceivePlan.START:
+                record.run = start_run(
+                    record.run, policy.double_texting, policy.timeout, record.pending, now
+                )
+                run = self._run(record, result.session, policy)
+            receipt = Receipt(result.session, turn, duplicate=False, run=run)
+            return self._remember(record, delivery.idempotency_key, receipt)
+
+    async def complete(
+        self,
+        workspace_id: str,
+        session_id: str,
+        token: int,
+        commit: Commit,
+        policy: RunPolicy,
+    ) -> Completion:
+        await asyncio.sleep(0)
+        with self._lock:
+            record = self._find(workspace_id, session_id)
+            replayed = self._replay(record, commit.idempotency_key, Completion)
+            if replayed is not None:
+                return replayed
+            if not is_current(record.run, token):
+                raise RunSupersededError(session_id, token, record.run.token)
+            now = self._clock()
+            result = self._apply(record, commit, now)
+            answered = set(record.run.inputs)
+            record.pending = [number for number in record.pending if number not in answered]
+            next_run = None
+            if result.session.is_active:
+                record.run = end_run(
+                    record.run, policy.double_texting, policy.timeout, record.pending, now
+                )
+                if record.run.held():
+                    next_run = self._run(record, result.session, policy)
+            else:
+                record.run = RunState(record.run.token)
+            completion = Completion(result.session, result.turns, next_run)
+            return self._remember(record, commit.idempotency_key, completion)
+
+    async def extend_run(
+        self, workspace_id: str, session_id: str, token: int, lease_seconds: float
+    ) -> datetime:
+        await asyncio.sleep(0)
+        with self._lock:
+            record = self._find(workspace_id, session_id)
+            if not is_current(record.run, token):
+                raise RunSupersededError(session_id, token, record.run.token)
+            expires_at = self._clock() + timedelta(seconds=lease_seconds)
+            record.run = attrs.evolve(record.run, expires_at=expires_at)
+            return expires_at
+
+    async def resume_abandoned(
+        self, workspace_id: str, policies: Mapping[str, RunPolicy], limit: int
+    ) -> Sequence[Run]:
+        await asyncio.sleep(0)
+        with self._lock:
+            now = self._clock()
+            candidates = [
+                record
+                for record in self._records.values()
+                if record.session.workspace_id == workspace_id
+                and record.session.is_active
+                and record.session.agent_id in policies
+                and can_resume(record.run, record.pending, now)
+            ]
+            candidates.sort(key=lambda record: (record.run.expires_at, record.session.id))
+            runs = []
+            for record in candidates[: max(limit, 0)]:
+                policy = policies[record.session.agent_id]
+                record.run = start_run(
+                    record.run, policy.double_texting, policy.timeout, record.pending, now
+                )
+                runs.append(self._run(record, self._read(record), policy))
+            return runs
 
     async def list_turns(
         self, workspace_id: str, session_id: str, *, limit: int | None = None
@@ -229,6 +358,77 @@ class InMemoryStorage:
     async def aclose(self) -> None:
         """Nothing to release; the data stays readable until the object is dropped."""
 
+    def _apply(self, record: _Record, commit: Commit, now: datetime) -> CommitResult:
+        """Check `commit` against the record, then apply it; a refused commit writes nothing."""
+        current = attrs.evolve(record.session, state=record.state)
+        refuse_commit(current, len(record.turns), commit)
+        session, turns = committed(current, len(record.turns), commit, now)
+        state = record.state if session.state is record.state else _own(session.state)
+        turns = tuple(_copy_turn(turn) for turn in turns)  # owned, as the state is
+        # The answer is built before the first change, so nothing can raise after it:
+        # whatever this method raises, nothing changed.
+        answer = CommitResult(
+            attrs.evolve(session, state=_own(state)), tuple(_copy_turn(t) for t in turns)
+        )
+        record.session = attrs.evolve(session, state=SessionState())
+        record.state = state
+        record.turns.extend(turns)
+        record.tokens_used += sum(turn.tokens_used for turn in turns)
+        if session.status != SessionStatus.ACTIVE:
+            key = (session.workspace_id, session.conversation_id, session.agent_id)
+            self._active.pop(key, None)
+        return answer
+
+    def _insert(self, new: NewSession, now: datetime) -> _Record:
+        session = new_session(new, now)
+        record = _Record(attrs.evolve(session, state=SessionState()), _own(new.state))
+        conversation = (new.workspace_id, new.conversation_id, new.agent_id)
+        self._records[new.id] = record
+        self._active[conversation] = new.id
+        self._conversations.setdefault(conversation, []).append(new.id)
+        return record
+
+    def _find_message(
+        self, conversation: tuple[str, str, str], message_id: str
+    ) -> tuple[_Record, int] | None:
+        for session_id in self._conversations.get(conversation, ()):
+            record = self._records.get(session_id)
+            if record is not None and message_id in record.messages:
+                return record, record.messages[message_id]
+        return None
+
+    def _run(self, record: _Record, session: Session, policy: RunPolicy) -> Run:
+        state = record.run
+        assert state.expires_at is not None  # noqa: S101 - only called for a held run
+        inputs = tuple(_copy_turn(record.turns[number - 1]) for number in state.inputs)
+        history = pick_history(record.turns, set(record.pending), policy.history_turns)
+        return Run(
+            token=state.token,
+            session=session,
+            inputs=inputs,
+            history=tuple(_copy_turn(turn) for turn in history),
+            expires_at=state.expires_at,
+        )
+
+    def _replay(self, record: _Record, key: str | None, kind: type[R]) -> R | None:
+        """The original result of a write with this idempotency key, if it was applied."""
+        if key is None or key not in record.results:
+            return None
+        original = record.results[key]
+        if not isinstance(original, kind):
+            raise ConflictError(
+                f"idempotency key {key!r} was used for a different operation on session "
+                f"{record.session.id}; use a new key for each write.",
+                session_id=record.session.id,
+            )
+        replayed: R = _fresh(original)
+        return replayed
+
+    def _remember(self, record: _Record, key: str | None, result: R) -> R:
+        if key is not None:
+            record.results[key] = _fresh(result)
+        return result
+
     def _lookup(self, workspace_id: str, session_id: str) -> _Record | None:
         # Another workspace's session is indistinguishable from a missing one.
         record = self._records.get(session_id)
@@ -267,3 +467,18 @@ def _copy_turn(turn: Turn) -> Turn:
     if not turn.tools_called:
         return turn
     return attrs.evolve(turn, tools_called=copy.deepcopy(turn.tools_called))
+
+
+def _fresh(result: Any) -> Any:
+    """A copy of a stored result sharing nothing mutable with it (sessions' state, tools)."""
+    if isinstance(result, Session):
+        return attrs.evolve(result, state=_own(result.state))
+    if isinstance(result, Turn):
+        return _copy_turn(result)
+    if isinstance(result, tuple):
+        return tuple(_fresh(item) for item in result)
+    if isinstance(result, CommitResult | Receipt | Completion | Run):
+        return attrs.evolve(
+            result, **{a.name: _fresh(getattr(result, a.name)) for a in attrs.fields(type(result))}
+        )
+    return result

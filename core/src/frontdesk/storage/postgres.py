@@ -24,7 +24,7 @@ import asyncio
 import json
 import os
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -34,19 +34,27 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from ..errors import SessionNotFoundError, StorageError, StorageUnavailableError
 from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
 from ..models import Session, SessionStatus, Turn, TurnStats
+from ..pipeline import Completion, Receipt, Run
 from ._pgjson import (
+    commit_function,
+    commit_params,
+    commit_result_from_json,
+    complete_params,
+    completion_from_json,
     is_uuid,
     list_sessions_params,
     migrate_session_params,
-    new_turn_json,
-    op_json,
+    policies_json,
     raised_error,
+    receipt_from_json,
+    receive_params,
+    run_from_json,
     session_from_json,
     summary_from_json,
     turn_from_json,
 )
 from ._sqlstate import Phase, classify
-from .base import Commit, CommitResult, NewSession
+from .base import Commit, CommitResult, Delivery, NewSession, RunPolicy
 
 __all__ = ["DSN_ENV", "FALLBACK_DSN_ENV", "PostgresStorage"]
 
@@ -85,6 +93,63 @@ _SIGNATURES: dict[str, dict[str, str]] = {
         "p_state": "jsonb",
         "p_state_ops": "jsonb",
         "p_turns": "jsonb",
+    },
+    "frontdesk_commit_once": {
+        "p_idempotency_key": "text",
+        "p_workspace_id": "text",
+        "p_session_id": "uuid",
+        "p_expected_version": "integer",
+        "p_current_mode": "text",
+        "p_mode_allowed_from": "jsonb",
+        "p_status": "text",
+        "p_last_activity_at": "timestamptz",
+        "p_state": "jsonb",
+        "p_state_ops": "jsonb",
+        "p_turns": "jsonb",
+    },
+    "frontdesk_receive": {
+        "p_workspace_id": "text",
+        "p_session_id": "uuid",
+        "p_agent_id": "text",
+        "p_conversation_id": "text",
+        "p_contact_id": "text",
+        "p_current_mode": "text",
+        "p_message_id": "text",
+        "p_content": "text",
+        "p_policy": "text",
+        "p_timeout": "double precision",
+        "p_history_turns": "integer",
+        "p_received_at": "timestamptz",
+        "p_idempotency_key": "text",
+        "p_state": "jsonb",
+    },
+    "frontdesk_complete": {
+        "p_workspace_id": "text",
+        "p_session_id": "uuid",
+        "p_token": "bigint",
+        "p_policy": "text",
+        "p_timeout": "double precision",
+        "p_history_turns": "integer",
+        "p_idempotency_key": "text",
+        "p_expected_version": "integer",
+        "p_current_mode": "text",
+        "p_mode_allowed_from": "jsonb",
+        "p_status": "text",
+        "p_last_activity_at": "timestamptz",
+        "p_state": "jsonb",
+        "p_state_ops": "jsonb",
+        "p_turns": "jsonb",
+    },
+    "frontdesk_extend_run": {
+        "p_workspace_id": "text",
+        "p_session_id": "uuid",
+        "p_token": "bigint",
+        "p_lease_seconds": "double precision",
+    },
+    "frontdesk_resume_abandoned": {
+        "p_workspace_id": "text",
+        "p_policies": "jsonb",
+        "p_limit": "integer",
     },
     "frontdesk_list_turns": {
         "p_workspace_id": "text",
@@ -308,36 +373,74 @@ class PostgresStorage:
     async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
         if not is_uuid(session_id):
             raise SessionNotFoundError(session_id)
-        params: dict[str, Any] = {
-            "p_workspace_id": workspace_id,
-            "p_session_id": session_id,
-            "p_state_ops": [op_json(op) for op in commit.state_ops],
-            "p_turns": [new_turn_json(turn) for turn in commit.turns],
-        }
-        # Parameters left out take their SQL defaults (NULL: "leave as it is").
-        optional = {
-            "p_expected_version": commit.expected_version,
-            "p_current_mode": commit.current_mode,
-            "p_status": str(commit.status) if commit.status is not None else None,
-            "p_last_activity_at": commit.last_activity_at,
-            "p_state": commit.state.to_json() if commit.state is not None else None,
-            "p_mode_allowed_from": (
-                {agent: sorted(modes) for agent, modes in commit.mode_allowed_from.items()}
-                if commit.mode_allowed_from is not None
-                else None
-            ),
-        }
-        params.update({name: value for name, value in optional.items() if value is not None})
         data = await self._call(
-            "frontdesk_commit",
-            params,
+            commit_function(commit),
+            commit_params(workspace_id, session_id, commit),
             session_id=session_id,
             extra={"expected_version": commit.expected_version},
         )
-        return CommitResult(
-            session=session_from_json(data["session"]),
-            turns=tuple(turn_from_json(turn) for turn in data["turns"]),
+        return commit_result_from_json(data)
+
+    # -- the message pipeline --------------------------------------------------------------
+
+    async def receive(self, delivery: Delivery) -> Receipt:
+        new = delivery.new_session
+        data = await self._call(
+            "frontdesk_receive",
+            receive_params(delivery),
+            session_id=new.id,
+            extra={"conversation_id": new.conversation_id, "agent_id": new.agent_id},
         )
+        return receipt_from_json(data)
+
+    async def complete(
+        self,
+        workspace_id: str,
+        session_id: str,
+        token: int,
+        commit: Commit,
+        policy: RunPolicy,
+    ) -> Completion:
+        if not is_uuid(session_id):
+            raise SessionNotFoundError(session_id)
+        data = await self._call(
+            "frontdesk_complete",
+            complete_params(workspace_id, session_id, token, commit, policy),
+            session_id=session_id,
+            extra={"expected_version": commit.expected_version, "token": token},
+        )
+        return completion_from_json(data)
+
+    async def extend_run(
+        self, workspace_id: str, session_id: str, token: int, lease_seconds: float
+    ) -> datetime:
+        if not is_uuid(session_id):
+            raise SessionNotFoundError(session_id)
+        data = await self._call(
+            "frontdesk_extend_run",
+            {
+                "p_workspace_id": workspace_id,
+                "p_session_id": session_id,
+                "p_token": token,
+                "p_lease_seconds": lease_seconds,
+            },
+            session_id=session_id,
+            extra={"token": token},
+        )
+        return datetime.fromisoformat(data["expires_at"])
+
+    async def resume_abandoned(
+        self, workspace_id: str, policies: Mapping[str, RunPolicy], limit: int
+    ) -> Sequence[Run]:
+        data = await self._call(
+            "frontdesk_resume_abandoned",
+            {
+                "p_workspace_id": workspace_id,
+                "p_policies": policies_json(policies),
+                "p_limit": limit,
+            },
+        )
+        return [run for run in map(run_from_json, data) if run is not None]
 
     async def list_turns(
         self, workspace_id: str, session_id: str, *, limit: int | None = None

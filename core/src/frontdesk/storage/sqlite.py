@@ -24,7 +24,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +33,10 @@ from typing import Any, TypeVar
 import attrs
 
 from ..errors import (
+    ConflictError,
+    ConversationBusyError,
     FrontdeskError,
+    RunSupersededError,
     SessionClosedError,
     SessionNotFoundError,
     StorageError,
@@ -41,9 +44,35 @@ from ..errors import (
     VersionConflictError,
 )
 from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
-from ..models import Role, Session, SessionState, SessionStatus, ToolCall, Turn, TurnStats
+from ..models import (
+    NewTurn,
+    Role,
+    Session,
+    SessionState,
+    SessionStatus,
+    ToolCall,
+    Turn,
+    TurnStats,
+)
+from ..pipeline import Completion, Receipt, Run
+from ._pgjson import (
+    commit_result_from_json,
+    completion_from_json,
+    receipt_from_json,
+    result_to_json,
+)
 from ._reference import committed, create_outcome, new_session, refuse_commit
-from .base import Capability, Commit, CommitResult, NewSession
+from .base import Capability, Commit, CommitResult, Delivery, NewSession, RunPolicy
+from .runs import (
+    ReceivePlan,
+    RunState,
+    can_resume,
+    end_run,
+    is_current,
+    pick_history,
+    plan_receive,
+    start_run,
+)
 
 __all__ = ["DEFAULT_PATH", "PATH_ENV", "SQLiteStorage"]
 
@@ -51,7 +80,7 @@ PATH_ENV = "FRONTDESK_SQLITE_PATH"
 DEFAULT_PATH = "frontdesk.db"
 """The file `from_env()` uses when FRONTDESK_SQLITE_PATH is not set (in the working directory)."""
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 
 _SCHEMA = """
 create table if not exists agent_sessions (
@@ -104,7 +133,28 @@ create index if not exists agent_sessions_by_conversation_activity
     on agent_sessions (workspace_id, conversation_id, last_activity_at, id);
 """
 
-_UPGRADES = {1: _SCHEMA, 2: _SCHEMA_2}
+
+# Schema 3, the message pipeline (run bookkeeping, message ids, idempotency records).
+_PIPELINE_SCHEMA = """
+alter table agent_sessions add column run_token integer not null default 0;
+alter table agent_sessions add column run_expires_at text;
+alter table agent_sessions add column run_inputs text not null default '[]';
+alter table agent_turns add column message_id text;
+alter table agent_turns add column pending integer not null default 0;
+create unique index if not exists agent_turns_message_once
+    on agent_turns (session_id, message_id) where message_id is not null;
+create index if not exists agent_turns_by_message
+    on agent_turns (message_id) where message_id is not null;
+create table if not exists agent_idempotency (
+    session_id text not null references agent_sessions (id) on delete cascade,
+    key        text not null,
+    operation  text not null,
+    result     text not null,
+    primary key (session_id, key)
+) without rowid;
+"""
+
+_UPGRADES = {1: _SCHEMA, 2: _SCHEMA_2, 3: _PIPELINE_SCHEMA}
 
 _SESSION_COLUMNS = (
     "id, workspace_id, agent_id, conversation_id, contact_id, version, status, current_mode, "
@@ -112,7 +162,7 @@ _SESSION_COLUMNS = (
 )
 _TURN_COLUMNS = (
     "session_id, turn_number, role, content, intent_detected, confidence, tools_called, "
-    "tokens_used, created_at"
+    "tokens_used, created_at, message_id"
 )
 
 T = TypeVar("T")
@@ -198,28 +248,7 @@ class SQLiteStorage:
                 found = _select_session(conn, new.workspace_id, outcome.existing_id)
                 assert found is not None  # noqa: S101 - read in this same transaction
                 return found[0], outcome.created
-            session = new_session(new, self._clock())
-            state_json = _dumps(session.state.to_json())
-            conn.execute(
-                f"insert into agent_sessions ({_SESSION_COLUMNS}) "  # noqa: S608 - fixed names
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?)",
-                (
-                    session.id,
-                    session.workspace_id,
-                    session.agent_id,
-                    session.conversation_id,
-                    session.contact_id,
-                    session.version,
-                    str(session.status),
-                    session.current_mode,
-                    state_json,
-                    _time(session.created_at),
-                    _time(session.updated_at),
-                    _time(session.last_activity_at),
-                    session.agent_version,
-                ),
-            )
-            return _with_state(session, state_json), True
+            return _insert_session(conn, new, self._clock()), True
 
         return await self._run("create_session", create, write=True)
 
@@ -246,41 +275,160 @@ class SQLiteStorage:
 
     async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
         def write(conn: sqlite3.Connection) -> CommitResult:
-            found = _select_session(conn, workspace_id, session_id)
-            if found is None:
+            if _select_session(conn, workspace_id, session_id) is None:
                 raise SessionNotFoundError(session_id)
-            current, turn_count, tokens_used = found
-            refuse_commit(current, turn_count, commit)
-            session, turns = committed(current, turn_count, commit, self._clock())
-            state_json = _dumps(session.state.to_json())
-            turn_rows = [_turn_row(turn) for turn in turns]
-            conn.executemany(
-                f"insert into agent_turns ({_TURN_COLUMNS}) "  # noqa: S608 - fixed names
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                turn_rows,
-            )
-            conn.execute(
-                "update agent_sessions set version = ?, status = ?, current_mode = ?,"
-                " state = ?, turn_count = ?, tokens_used = ?, updated_at = ?,"
-                " last_activity_at = ? where id = ?",
-                (
-                    session.version,
-                    str(session.status),
-                    session.current_mode,
-                    state_json,
-                    turn_count + len(turns),
-                    tokens_used + sum(turn.tokens_used for turn in turns),
-                    _time(session.updated_at),
-                    _time(session.last_activity_at),
-                    session_id,
-                ),
-            )
-            # What is returned is read back from what was stored: it aliases nothing.
-            return CommitResult(
-                _with_state(session, state_json), tuple(_turn(row) for row in turn_rows)
-            )
+            stored = _replay(conn, session_id, commit.idempotency_key, "commit")
+            if stored is not None:
+                return commit_result_from_json(stored)
+            result = _apply_commit(conn, workspace_id, session_id, commit, self._clock())
+            _remember(conn, session_id, commit.idempotency_key, "commit", result)
+            return result
 
         return await self._run("commit", write, write=True)
+
+    # -- the message pipeline --------------------------------------------------------------
+
+    async def receive(self, delivery: Delivery) -> Receipt:
+        new = delivery.new_session
+        policy = delivery.policy
+
+        def write(conn: sqlite3.Connection) -> Receipt:
+            found = _find_message(conn, new, delivery.message_id)
+            if found is not None:
+                holder, number = found
+                stored = _replay(conn, holder.id, delivery.idempotency_key, "receive")
+                if stored is not None:
+                    return receipt_from_json(stored)
+                return Receipt(holder, _select_turn(conn, holder.id, number), True, None)
+            now = self._clock()
+            active = conn.execute(
+                "select id from agent_sessions where workspace_id = ? and conversation_id = ?"
+                " and agent_id = ? and status = 'active'",
+                (new.workspace_id, new.conversation_id, new.agent_id),
+            ).fetchone()
+            session_id = new.id if active is None else str(active[0])
+            run_state = RunState() if active is None else _run_state(conn, session_id)
+            plan = plan_receive(run_state, policy.double_texting, now)
+            if plan is ReceivePlan.BUSY:
+                raise ConversationBusyError(
+                    session_id, conversation_id=new.conversation_id, agent_id=new.agent_id
+                )
+            if active is None:
+                if conn.execute("select 1 from agent_sessions where id = ?", (new.id,)).fetchone():
+                    raise ConflictError(
+                        f"session id {new.id} is taken; create sessions with fresh ids.",
+                        session_id=new.id,
+                    )
+                _insert_session(conn, new, now)
+            user_turn = NewTurn(role=Role.USER, content=delivery.content)
+            commit = Commit(turns=(user_turn,), last_activity_at=delivery.received_at)
+            result = _apply_commit(conn, new.workspace_id, session_id, commit, now)
+            number = result.turns[0].turn_number
+            conn.execute(
+                "update agent_turns set message_id = ?, pending = 1"
+                " where session_id = ? and turn_number = ?",
+                (delivery.message_id, session_id, number),
+            )
+            turn = attrs.evolve(result.turns[0], message_id=delivery.message_id)
+            run = None
+            if plan is ReceivePlan.START:
+                pending = _pending(conn, session_id)
+                run_state = start_run(
+                    run_state, policy.double_texting, policy.timeout, pending, now
+                )
+                _save_run(conn, session_id, run_state)
+                run = _load_run(conn, result.session, run_state, policy)
+            receipt = Receipt(result.session, turn, duplicate=False, run=run)
+            _remember(conn, session_id, delivery.idempotency_key, "receive", receipt)
+            return receipt
+
+        return await self._run("receive", write, write=True)
+
+    async def complete(
+        self,
+        workspace_id: str,
+        session_id: str,
+        token: int,
+        commit: Commit,
+        policy: RunPolicy,
+    ) -> Completion:
+        def write(conn: sqlite3.Connection) -> Completion:
+            if _select_session(conn, workspace_id, session_id) is None:
+                raise SessionNotFoundError(session_id)
+            stored = _replay(conn, session_id, commit.idempotency_key, "complete")
+            if stored is not None:
+                return completion_from_json(stored)
+            run_state = _run_state(conn, session_id)
+            if not is_current(run_state, token):
+                raise RunSupersededError(session_id, token, run_state.token)
+            now = self._clock()
+            result = _apply_commit(conn, workspace_id, session_id, commit, now)
+            conn.executemany(
+                "update agent_turns set pending = 0 where session_id = ? and turn_number = ?",
+                [(session_id, number) for number in run_state.inputs],
+            )
+            next_run = None
+            if result.session.is_active:
+                pending = _pending(conn, session_id)
+                run_state = end_run(run_state, policy.double_texting, policy.timeout, pending, now)
+                if run_state.held():
+                    next_run = _load_run(conn, result.session, run_state, policy)
+            else:
+                run_state = RunState(run_state.token)
+            _save_run(conn, session_id, run_state)
+            completion = Completion(result.session, result.turns, next_run)
+            _remember(conn, session_id, commit.idempotency_key, "complete", completion)
+            return completion
+
+        return await self._run("complete", write, write=True)
+
+    async def extend_run(
+        self, workspace_id: str, session_id: str, token: int, lease_seconds: float
+    ) -> datetime:
+        def write(conn: sqlite3.Connection) -> datetime:
+            if _select_session(conn, workspace_id, session_id) is None:
+                raise SessionNotFoundError(session_id)
+            run_state = _run_state(conn, session_id)
+            if not is_current(run_state, token):
+                raise RunSupersededError(session_id, token, run_state.token)
+            expires_at = self._clock() + timedelta(seconds=lease_seconds)
+            _save_run(conn, session_id, attrs.evolve(run_state, expires_at=expires_at))
+            return expires_at
+
+        return await self._run("extend_run", write, write=True)
+
+    async def resume_abandoned(
+        self, workspace_id: str, policies: Mapping[str, RunPolicy], limit: int
+    ) -> Sequence[Run]:
+        def write(conn: sqlite3.Connection) -> list[Run]:
+            now = self._clock()
+            rows = conn.execute(
+                "select id, agent_id from agent_sessions where workspace_id = ?"
+                " and status = 'active' and run_expires_at is not null"
+                " and run_expires_at <= ? order by run_expires_at, id",
+                (workspace_id, _time(now)),
+            ).fetchall()
+            runs: list[Run] = []
+            for session_id, agent_id in rows:
+                if len(runs) >= limit:
+                    break
+                policy = policies.get(agent_id)
+                if policy is None:
+                    continue
+                run_state = _run_state(conn, session_id)
+                pending = _pending(conn, session_id)
+                if not can_resume(run_state, pending, now):
+                    continue
+                run_state = start_run(
+                    run_state, policy.double_texting, policy.timeout, pending, now
+                )
+                _save_run(conn, session_id, run_state)
+                found = _select_session(conn, workspace_id, session_id)
+                assert found is not None  # noqa: S101 - read in this same transaction
+                runs.append(_load_run(conn, found[0], run_state, policy))
+            return runs
+
+        return await self._run("resume_abandoned", write, write=True)
 
     async def list_turns(
         self, workspace_id: str, session_id: str, *, limit: int | None = None
@@ -561,6 +709,174 @@ class SQLiteStorage:
             self._connections.clear()
 
 
+def _insert_session(conn: sqlite3.Connection, new: NewSession, now: datetime) -> Session:
+    session = new_session(new, now)
+    state_json = _dumps(session.state.to_json())
+    conn.execute(
+        f"insert into agent_sessions ({_SESSION_COLUMNS}) "  # noqa: S608 - fixed names
+        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?)",
+        (
+            session.id,
+            session.workspace_id,
+            session.agent_id,
+            session.conversation_id,
+            session.contact_id,
+            session.version,
+            str(session.status),
+            session.current_mode,
+            state_json,
+            _time(session.created_at),
+            _time(session.updated_at),
+            _time(session.last_activity_at),
+            session.agent_version,
+        ),
+    )
+    return _with_state(session, state_json)
+
+
+def _apply_commit(
+    conn: sqlite3.Connection, workspace_id: str, session_id: str, commit: Commit, now: datetime
+) -> CommitResult:
+    """Check and apply `commit` inside the caller's write transaction."""
+    found = _select_session(conn, workspace_id, session_id)
+    if found is None:
+        raise SessionNotFoundError(session_id)
+    current, turn_count, tokens_used = found
+    refuse_commit(current, turn_count, commit)
+    session, turns = committed(current, turn_count, commit, now)
+    state_json = _dumps(session.state.to_json())
+    turn_rows = [_turn_row(turn) for turn in turns]
+    conn.executemany(
+        f"insert into agent_turns ({_TURN_COLUMNS}) "  # noqa: S608 - fixed names
+        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        turn_rows,
+    )
+    conn.execute(
+        "update agent_sessions set version = ?, status = ?, current_mode = ?,"
+        " state = ?, turn_count = ?, tokens_used = ?, updated_at = ?,"
+        " last_activity_at = ? where id = ?",
+        (
+            session.version,
+            str(session.status),
+            session.current_mode,
+            state_json,
+            turn_count + len(turns),
+            tokens_used + sum(turn.tokens_used for turn in turns),
+            _time(session.updated_at),
+            _time(session.last_activity_at),
+            session_id,
+        ),
+    )
+    # What is returned is read back from what was stored: it aliases nothing.
+    return CommitResult(_with_state(session, state_json), tuple(_turn(row) for row in turn_rows))
+
+
+def _find_message(
+    conn: sqlite3.Connection, new: NewSession, message_id: str
+) -> tuple[Session, int] | None:
+    row = conn.execute(
+        "select t.session_id, t.turn_number from agent_turns t"
+        " join agent_sessions s on s.id = t.session_id"
+        " where t.message_id = ? and s.workspace_id = ? and s.conversation_id = ?"
+        " and s.agent_id = ? limit 1",
+        (message_id, new.workspace_id, new.conversation_id, new.agent_id),
+    ).fetchone()
+    if row is None:
+        return None
+    found = _select_session(conn, new.workspace_id, row[0])
+    assert found is not None  # noqa: S101 - read in this same transaction
+    return found[0], int(row[1])
+
+
+def _select_turn(conn: sqlite3.Connection, session_id: str, number: int) -> Turn:
+    row = conn.execute(
+        f"select {_TURN_COLUMNS} from agent_turns "  # noqa: S608 - fixed names
+        "where session_id = ? and turn_number = ?",
+        (session_id, number),
+    ).fetchone()
+    return _turn(row)
+
+
+def _run_state(conn: sqlite3.Connection, session_id: str) -> RunState:
+    row = conn.execute(
+        "select run_token, run_expires_at, run_inputs from agent_sessions where id = ?",
+        (session_id,),
+    ).fetchone()
+    expires = None if row[1] is None else datetime.fromisoformat(row[1])
+    return RunState(int(row[0]), expires, tuple(json.loads(row[2])))
+
+
+def _save_run(conn: sqlite3.Connection, session_id: str, run: RunState) -> None:
+    conn.execute(
+        "update agent_sessions set run_token = ?, run_expires_at = ?, run_inputs = ? where id = ?",
+        (
+            run.token,
+            None if run.expires_at is None else _time(run.expires_at),
+            _dumps(list(run.inputs)),
+            session_id,
+        ),
+    )
+
+
+def _pending(conn: sqlite3.Connection, session_id: str) -> list[int]:
+    rows = conn.execute(
+        "select turn_number from agent_turns where session_id = ? and pending = 1"
+        " order by turn_number",
+        (session_id,),
+    ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def _load_run(conn: sqlite3.Connection, session: Session, run: RunState, policy: RunPolicy) -> Run:
+    assert run.expires_at is not None  # noqa: S101 - only called for a held run
+    inputs = tuple(_select_turn(conn, session.id, number) for number in run.inputs)
+    rows = conn.execute(
+        f"select {_TURN_COLUMNS} from (select * from agent_turns "  # noqa: S608 - fixed names
+        "where session_id = ? and pending = 0 order by turn_number desc limit ?)"
+        " order by turn_number",
+        (session.id, max(policy.history_turns, 0)),
+    ).fetchall()
+    history = pick_history([_turn(row) for row in rows], (), policy.history_turns)
+    return Run(run.token, session, inputs, tuple(history), run.expires_at)
+
+
+def _replay(
+    conn: sqlite3.Connection, session_id: str, key: str | None, operation: str
+) -> dict[str, Any] | None:
+    """The stored answer of a write with this idempotency key on this session, or None."""
+    if key is None:
+        return None
+    row = conn.execute(
+        "select operation, result from agent_idempotency where session_id = ? and key = ?",
+        (session_id, key),
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] != operation:
+        raise ConflictError(
+            f"idempotency key {key!r} was used for a different operation ({row[0]}) on "
+            f"session {session_id}; use a new key for each write.",
+            session_id=session_id,
+        )
+    stored: dict[str, Any] = json.loads(row[1])
+    return stored
+
+
+def _remember(
+    conn: sqlite3.Connection,
+    session_id: str,
+    key: str | None,
+    operation: str,
+    result: CommitResult | Receipt | Completion,
+) -> None:
+    if key is not None:
+        conn.execute(
+            "insert into agent_idempotency (session_id, key, operation, result)"
+            " values (?, ?, ?, ?)",
+            (session_id, key, operation, _dumps(result_to_json(result))),
+        )
+
+
 def _unavailable(
     operation: str, exc: sqlite3.Error, path: Path, *, may_have_applied: bool = False
 ) -> FrontdeskError:
@@ -639,6 +955,7 @@ def _turn_row(turn: Turn) -> tuple[Any, ...]:
         _dumps(calls),
         turn.tokens_used,
         _time(turn.created_at),
+        turn.message_id,
     )
 
 
@@ -656,4 +973,5 @@ def _turn(row: Sequence[Any]) -> Turn:
         ),
         tokens_used=int(row[7]),
         created_at=datetime.fromisoformat(row[8]),
+        message_id=row[9],
     )

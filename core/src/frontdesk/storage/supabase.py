@@ -61,15 +61,27 @@ from ..errors import (
 )
 from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
 from ..models import Session, SessionStatus, Turn, TurnStats
+from ..pipeline import Completion, Receipt, Run
+from ._pgjson import (
+    commit_function,
+    commit_params,
+    commit_result_from_json,
+    complete_params,
+    completion_from_json,
+    list_sessions_params,
+    migrate_session_params,
+    policies_json,
+    raised_error,
+    receipt_from_json,
+    receive_params,
+    run_from_json,
+)
 from ._pgjson import is_uuid as _is_uuid
-from ._pgjson import list_sessions_params, migrate_session_params, raised_error
-from ._pgjson import new_turn_json as _new_turn_json
-from ._pgjson import op_json as _op_json
 from ._pgjson import session_from_json as _session
 from ._pgjson import summary_from_json as _summary
 from ._pgjson import turn_from_json as _turn
 from ._sqlstate import Phase, classify
-from .base import Commit, CommitResult, NewSession
+from .base import Commit, CommitResult, Delivery, NewSession, RunPolicy
 
 __all__ = ["SupabaseStorage"]
 
@@ -219,38 +231,74 @@ class SupabaseStorage:
     async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
         if not _is_uuid(session_id):
             raise SessionNotFoundError(session_id)
-        params: dict[str, Any] = {
-            "p_workspace_id": workspace_id,
-            "p_session_id": session_id,
-            "p_state_ops": [_op_json(op) for op in commit.state_ops],
-            "p_turns": [_new_turn_json(turn) for turn in commit.turns],
-        }
-        # Parameters left out take their SQL defaults (NULL: "leave as it is").
-        optional = {
-            "p_expected_version": commit.expected_version,
-            "p_current_mode": commit.current_mode,
-            "p_status": str(commit.status) if commit.status is not None else None,
-            "p_last_activity_at": (
-                commit.last_activity_at.isoformat() if commit.last_activity_at else None
-            ),
-            "p_state": commit.state.to_json() if commit.state is not None else None,
-            "p_mode_allowed_from": (
-                {agent: sorted(modes) for agent, modes in commit.mode_allowed_from.items()}
-                if commit.mode_allowed_from is not None
-                else None
-            ),
-        }
-        params.update({name: value for name, value in optional.items() if value is not None})
         data = await self._rpc(
-            "frontdesk_commit",
-            params,
+            commit_function(commit),
+            commit_params(workspace_id, session_id, commit),
             session_id=session_id,
             extra={"expected_version": commit.expected_version},
         )
-        return CommitResult(
-            session=_session(data["session"]),
-            turns=tuple(_turn(turn) for turn in data["turns"]),
+        return commit_result_from_json(data)
+
+    # -- the message pipeline --------------------------------------------------------------
+
+    async def receive(self, delivery: Delivery) -> Receipt:
+        new = delivery.new_session
+        data = await self._rpc(
+            "frontdesk_receive",
+            receive_params(delivery),
+            session_id=new.id,
+            extra={"conversation_id": new.conversation_id, "agent_id": new.agent_id},
         )
+        return receipt_from_json(data)
+
+    async def complete(
+        self,
+        workspace_id: str,
+        session_id: str,
+        token: int,
+        commit: Commit,
+        policy: RunPolicy,
+    ) -> Completion:
+        if not _is_uuid(session_id):
+            raise SessionNotFoundError(session_id)
+        data = await self._rpc(
+            "frontdesk_complete",
+            complete_params(workspace_id, session_id, token, commit, policy),
+            session_id=session_id,
+            extra={"expected_version": commit.expected_version, "token": token},
+        )
+        return completion_from_json(data)
+
+    async def extend_run(
+        self, workspace_id: str, session_id: str, token: int, lease_seconds: float
+    ) -> datetime:
+        if not _is_uuid(session_id):
+            raise SessionNotFoundError(session_id)
+        data = await self._rpc(
+            "frontdesk_extend_run",
+            {
+                "p_workspace_id": workspace_id,
+                "p_session_id": session_id,
+                "p_token": token,
+                "p_lease_seconds": lease_seconds,
+            },
+            session_id=session_id,
+            extra={"token": token},
+        )
+        return datetime.fromisoformat(data["expires_at"])
+
+    async def resume_abandoned(
+        self, workspace_id: str, policies: Mapping[str, RunPolicy], limit: int
+    ) -> Sequence[Run]:
+        data = await self._rpc(
+            "frontdesk_resume_abandoned",
+            {
+                "p_workspace_id": workspace_id,
+                "p_policies": policies_json(policies),
+                "p_limit": limit,
+            },
+        )
+        return [run for run in map(run_from_json, data) if run is not None]
 
     async def list_turns(
         self, workspace_id: str, session_id: str, *, limit: int | None = None

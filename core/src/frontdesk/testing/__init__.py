@@ -4,6 +4,8 @@
 - `ScriptedModel`: a model whose answers a test writes, recording every request, and
   `OfflineModel`: keyword intents and labelled replies from the agents' own configs, for
   demos without a key (`frontdesk.testing.scripted` and `.offline`).
+- `InstrumentedStorage`: wraps any backend to count and time calls, add latency, and
+  inject faults (fail before applying, or apply and lose the answer).
 - fixtures, available in any project that has frontdesk and pytest installed (the pytest
   plugin `frontdesk.testing.plugin`): `frontdesk_storage` (an empty in-memory storage),
   `frontdesk_registry` (an isolated registry holding the test agent, made the default for
@@ -33,6 +35,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .agents import TEST_AGENT_ID, make_test_agent
+from .instrumented import FaultMode, InstrumentedStorage
 from .offline import OfflineModel
 from .scripted import ScriptedModel
 
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TEST_AGENT_ID",
+    "FaultMode",
+    "InstrumentedStorage",
     "OfflineModel",
     "ScriptedModel",
     "StorageContractTests",

@@ -9,7 +9,8 @@ declare in `capabilities` are skipped, with the reason shown.
 
 Concurrency is real: `concurrency` tasks (a class attribute) hit one session at once.
 The clauses live in one module per concern (`sessions`, `versions`, `state`, `turns`,
-`commits`, `status`, `workspaces`, `threads`, `lifecycle`); this class gathers them.
+`commits`, `status`, `workspaces`, `threads`, `lifecycle`, `pipeline`); this class gathers
+them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from ._base import ContractBase, requires
 from .commits import CommitContract
 from .lifecycle import LifecycleContract
+from .pipeline import PipelineContract
 from .sessions import SessionContract
 from .state import StateContract
 from .status import StatusContract
@@ -41,6 +43,7 @@ class StorageContractTests(
     WorkspaceContract,
     ThreadContract,
     LifecycleContract,
+    PipelineContract,
     ContractBase,
 ):
     """The contract every `StorageBackend` must pass. Provide a `storage` fixture."""

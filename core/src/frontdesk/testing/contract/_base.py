@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ContractBase", "gather_outcomes", "new_turn", "requires"]
+__all__ = [
+    "SHORT_RUNS_AGENT",
+    "ContractBase",
+    "gather_outcomes",
+    "new_turn",
+    "pipeline_agent",
+    "requires",
+]
 
 import asyncio
 import uuid
@@ -12,6 +19,7 @@ from typing import Any, TypeVar
 import pytest
 import pytest_asyncio
 
+from ...config import DoubleTexting, RunsConfig
 from ...models import NewTurn, Role, Session
 from ...registry import AgentRegistry
 from ...sessions import SessionManager
@@ -46,6 +54,10 @@ class ContractBase:
     concurrency: int = 20
     """How many tasks hit one session at once in the concurrency tests."""
 
+    run_timeout: float = 0.5
+    """`runs.timeout` (seconds) of the agent the abandoned-run tests use: a run that
+    expires this fast must still outlast one storage call of the backend."""
+
     # -- fixtures --------------------------------------------------------------------------
 
     @pytest.fixture
@@ -63,6 +75,11 @@ class ContractBase:
     def contract_registry(self) -> AgentRegistry:
         registry = AgentRegistry()
         registry.register(make_test_agent())
+        for policy in DoubleTexting:
+            runs = RunsConfig(double_texting=policy, timeout=60.0, history_turns=3)
+            registry.register(make_test_agent(id=pipeline_agent(policy), runs=runs))
+        short = RunsConfig(timeout=self.run_timeout, history_turns=3)
+        registry.register(make_test_agent(id=SHORT_RUNS_AGENT, runs=short))
         return registry
 
     @pytest.fixture
@@ -88,6 +105,15 @@ class ContractBase:
         return await manager.create_session(
             agent_id=TEST_AGENT_ID, conversation_id="conv-1", contact_id="contact-1"
         )
+
+
+SHORT_RUNS_AGENT = "test-short-runs"
+"""A merge-policy agent whose runs expire after `run_timeout` seconds."""
+
+
+def pipeline_agent(policy: DoubleTexting) -> str:
+    """The id of the contract suite's agent with this double-texting policy."""
+    return f"test-{policy.value}"
 
 
 def new_turn(content: str, *, role: str = "user", turn_number: int | None = None) -> NewTurn:
