@@ -21,7 +21,6 @@ from frontdesk import (
     SessionManager,
     StorageUnavailableError,
 )
-from frontdesk.storage import AppendIntent, Commit, NewSession
 from frontdesk.storage.migrations import applied_migrations, apply_migrations, migrations
 from frontdesk.storage.supabase import SupabaseStorage
 from frontdesk.testing import TEST_AGENT_ID, make_test_agent
@@ -157,10 +156,63 @@ def _migrate_until(dsn: str, last: str) -> None:
                 )
 
 
+_OLD_SESSION_COLUMNS = (
+    "id, workspace_id, agent_id, conversation_id, contact_id, version, status, current_mode,"
+    " state, turn_count, tokens_used, created_at, updated_at, last_activity_at"
+)
+_OLD_TURN_COLUMNS = (
+    "session_id, turn_number, role, content, intent_detected, confidence, tools_called,"
+    " tokens_used, created_at"
+)
+
+
+def _rows(dsn: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Every session and turn, in the columns the first release had."""
+    with psycopg.connect(dsn) as conn:
+        sessions = conn.execute(
+            f"select {_OLD_SESSION_COLUMNS} from public.agent_sessions order by id"  # noqa: S608
+        ).fetchall()
+        turns = conn.execute(
+            f"select {_OLD_TURN_COLUMNS} from public.agent_turns"  # noqa: S608
+            " order by session_id, turn_number"
+        ).fetchall()
+    return sessions, turns
+
+
 async def test_upgrading_a_database_that_holds_sessions_keeps_them(fresh_database: str) -> None:
     authenticator = setup_supabase_roles(fresh_database)
     _migrate_until(fresh_database, PIPELINE)
     assert PIPELINE not in applied_migrations(fresh_database)
+    session_id = str(uuid.uuid4())
+    # Written as the previous release wrote them, with its own functions.
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        conn.execute(
+            "select public.frontdesk_create_session(%s, 'upgrade', %s, 'wa:+34600111222',"
+            " '+34600111222', 'greeting')",
+            (session_id, TEST_AGENT_ID),
+        )
+        conn.execute(
+            "select public.frontdesk_commit(p_workspace_id => 'upgrade', p_session_id => %s,"
+            " p_state_ops => %s::jsonb)",
+            (session_id, '[{"op": "append_intent", "intent": "greeting"}]'),
+        )
+        conn.execute(
+            "select public.frontdesk_commit(p_workspace_id => 'upgrade', p_session_id => %s,"
+            " p_expected_version => 2, p_current_mode => 'collecting', p_turns => %s::jsonb)",
+            (
+                session_id,
+                '[{"role": "user", "content": "hola", "tokens_used": 3},'
+                ' {"role": "assistant", "content": "¡hola!", "tokens_used": 5}]',
+            ),
+        )
+    before = _rows(fresh_database)
+    assert len(before[0]) == 1
+    assert len(before[1]) == 2
+
+    applied = apply_migrations(fresh_database)
+    assert applied[0] == PIPELINE
+
+    assert _rows(fresh_database) == before
     registry = AgentRegistry()
     registry.register(make_test_agent())
     with PostgrestGateway(authenticator, JWT_SECRET) as gateway:
@@ -169,50 +221,20 @@ async def test_upgrading_a_database_that_holds_sessions_keeps_them(fresh_databas
         )
         try:
             manager = SessionManager(storage, workspace_id="upgrade", registry=registry)
-            # Written as the previous release wrote them: commits without idempotency keys.
-            session, _ = await storage.create_session(
-                NewSession(
-                    id=str(uuid.uuid4()),
-                    workspace_id="upgrade",
-                    agent_id=TEST_AGENT_ID,
-                    conversation_id="wa:+34600111222",
-                    contact_id="+34600111222",
-                    current_mode="greeting",
-                )
-            )
-            await storage.commit(
-                "upgrade", session.id, Commit(state_ops=(AppendIntent("greeting"),))
-            )
-            old = await storage.commit(
-                "upgrade",
-                session.id,
-                Commit(
-                    expected_version=2,
-                    current_mode="collecting",
-                    turns=(
-                        NewTurn(role="user", content="hola", tokens_used=3),
-                        NewTurn(role="assistant", content="¡hola!", tokens_used=5),
-                    ),
-                ),
-            )
-            before = await manager.get_session(session.id)
-            before_turns = list(await manager.get_turns(session.id))
-
-            assert apply_migrations(fresh_database) == [PIPELINE]
-
-            after = await manager.get_session(session.id)
-            assert after == before
-            assert list(await manager.get_turns(session.id)) == before_turns
-            assert all(turn.message_id is None for turn in before_turns)
-            assert await manager.get_total_tokens_used(session.id) == 8
+            turns = await manager.get_turns(session_id)
+            assert [(t.content, t.message_id) for t in turns] == [
+                ("hola", None),
+                ("¡hola!", None),
+            ]
+            assert await manager.get_total_tokens_used(session_id) == 8
             # The old session takes part in the pipeline at once.
             receipt = await manager.receive(inbound("¿tenéis la talla M?"))
-            assert receipt.session.id == session.id
+            assert receipt.session.id == session_id
             assert receipt.turn.turn_number == 3
             assert receipt.run is not None
             assert [t.turn_number for t in receipt.run.history] == [1, 2]
             done = await manager.complete(receipt.run, answer("Sí"))
-            assert done.session.version == old.session.version + 2
+            assert done.session.version == 5
             assert done.session.state.intents_seen[0].intent == "greeting"
         finally:
             await storage.aclose()

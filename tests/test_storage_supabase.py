@@ -271,19 +271,23 @@ async def small_manager(small_gateway: PostgrestGateway) -> AsyncIterator[Sessio
     storage = await _storage(small_gateway, small_gateway.make_jwt("service_role"))
     registry = AgentRegistry()
     registry.register(make_test_agent())
-    yield SessionManager(storage, workspace_id=f"ws-{uuid.uuid4()}", registry=registry)
+    # Each write sent once: the backend's own failure classes show.
+    yield SessionManager(
+        storage, workspace_id=f"ws-{uuid.uuid4()}", registry=registry, write_attempts=1
+    )
     small_gateway.clear_failures()
     await asyncio.to_thread(small_gateway.wait_idle)
     await storage.aclose()
 
 
 async def test_backend_terminated_before_commit(
-    manager: SessionManager, gateway: PostgrestGateway
+    once: SessionManager, gateway: PostgrestGateway
 ) -> None:
+    manager = once
     session = await manager.create_session(
         agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
     )
-    gateway.fail_next("terminate_before_commit", function="frontdesk_commit")
+    gateway.fail_next("terminate_before_commit", function="frontdesk_commit_once")
     with pytest.raises(StorageUnavailableError, match="57P01") as excinfo:
         await manager.add_turn(session.id, role="user", content="cut off", tokens_used=3)
     # 57P01 can also come after the commit record (see the next test): the client cannot
@@ -293,12 +297,13 @@ async def test_backend_terminated_before_commit(
 
 
 async def test_backend_terminated_after_commit(
-    manager: SessionManager, gateway: PostgrestGateway
+    once: SessionManager, gateway: PostgrestGateway
 ) -> None:
+    manager = once
     session = await manager.create_session(
         agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
     )
-    gateway.fail_next("terminate_after_commit", function="frontdesk_commit")
+    gateway.fail_next("terminate_after_commit", function="frontdesk_commit_once")
     with pytest.raises(StorageUnavailableError, match="57P01") as excinfo:
         await manager.add_turn(session.id, role="user", content="landed", tokens_used=3)
     assert excinfo.value.may_have_applied is True
@@ -398,21 +403,23 @@ async def test_a_write_that_timed_out_may_still_apply(gateway: PostgrestGateway)
     )
     registry = AgentRegistry()
     registry.register(make_test_agent())
-    manager = SessionManager(storage, workspace_id=f"ws-{uuid.uuid4()}", registry=registry)
+    manager = SessionManager(
+        storage, workspace_id=f"ws-{uuid.uuid4()}", registry=registry, write_attempts=1
+    )
     try:
         session = await manager.create_session(
             agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
         )
-        hold = gateway.hold_next(function="frontdesk_commit")
+        hold = gateway.hold_next(function="frontdesk_commit_once")
         try:
             with pytest.raises(StorageUnavailableError) as excinfo:
                 await manager.add_turn(session.id, role="user", content="slow", tokens_used=1)
         finally:
             hold.release()
         assert excinfo.value.may_have_applied is True
-        assert excinfo.value.operation == "frontdesk_commit"
+        assert excinfo.value.operation == "frontdesk_commit_once"
         assert re.search(
-            r"'frontdesk_commit' failed \(no answer within 0\.2 s: ReadTimeout after \d+\.\d\d s\)",
+            r"'frontdesk_commit_once' failed \(no answer within 0\.2 s: ReadTimeout after \d+\.\d\d s\)",
             str(excinfo.value),
         )
         # The client gave up; the database had not. Once the request ends, it has applied.
@@ -476,7 +483,10 @@ async def test_a_create_retry_that_cannot_connect_still_says_it_may_have_applied
             options=AsyncClientOptions(httpx_client=http),
         )
         flaky = SessionManager(
-            SupabaseStorage(client), workspace_id=manager.workspace_id, registry=manager.registry
+            SupabaseStorage(client),
+            workspace_id=manager.workspace_id,
+            registry=manager.registry,
+            write_attempts=1,
         )
         gateway.fail_next("terminate_after_commit", function="frontdesk_create_session")
         with pytest.raises(StorageUnavailableError) as excinfo:
