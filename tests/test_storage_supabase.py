@@ -312,12 +312,13 @@ async def test_backend_terminated_after_commit(
 
 
 async def test_commit_answer_lost_on_the_database_connection(
-    manager: SessionManager, gateway: PostgrestGateway
+    once: SessionManager, gateway: PostgrestGateway
 ) -> None:
+    manager = once
     session = await manager.create_session(
         agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
     )
-    gateway.fail_next("lose_commit_answer", function="frontdesk_commit")
+    gateway.fail_next("lose_commit_answer", function="frontdesk_commit_once")
     with pytest.raises(StorageUnavailableError, match="PGRST001") as excinfo:
         await manager.add_turn(session.id, role="user", content="committed", tokens_used=2)
     assert excinfo.value.may_have_applied is True
