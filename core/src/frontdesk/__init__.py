@@ -16,7 +16,15 @@ from .config import (
     StateMachine,
     Thresholds,
 )
-from .engine import ModelClient, ModelMessage, ModelRequest, ModelResponse, Usage
+from .engine import (
+    Engine,
+    ModelClient,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    RunOutcome,
+    Usage,
+)
 from .errors import (
     AgentChangedError,
     AgentNotFoundError,
@@ -108,6 +116,7 @@ __all__ = [
     "ConversationBusyError",
     "DoubleTexting",
     "DuplicateAgentError",
+    "Engine",
     "EngineError",
     "ErasureReport",
     "FrontdeskError",
@@ -134,6 +143,7 @@ __all__ = [
     "RegistryError",
     "Role",
     "Run",
+    "RunOutcome",
     "RunSupersededError",
     "RunsConfig",
     "Session",

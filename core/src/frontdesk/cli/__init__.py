@@ -19,7 +19,7 @@ import logging
 import click
 
 from .. import __version__
-from . import agents, db, demo, plugins, sessions
+from . import agents, chat, db, demo, plugins, sessions
 
 __all__ = ["create_cli", "main"]
 
@@ -28,6 +28,7 @@ _COMMANDS = (
     agents.command,
     plugins.command,
     sessions.command,
+    chat.command,
     db.command,
     demo.command,
 )
@@ -47,8 +48,9 @@ def create_cli() -> click.Group:
         """frontdesk: conversational agents on durable sessions.
 
         Agents come from installed packages (pip install frontdesk-sales); see them with
-        `frontdesk agents` and the packages with `frontdesk plugins`. `frontdesk demo`
-        shows the session manager at work under concurrent traffic.
+        `frontdesk agents` and the packages with `frontdesk plugins`. `frontdesk chat
+        AGENT` talks with one; `frontdesk demo` shows the session manager at work under
+        concurrent traffic.
         """
         # The library never configures logging; the command line is an application.
         logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")

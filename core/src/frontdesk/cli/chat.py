@@ -1,0 +1,133 @@
+"""`frontdesk chat AGENT`: talk with an installed agent in the terminal, through the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING
+
+import click
+
+from ..engine import Engine, ModelProviders, RunOutcome
+from ..engine.client import ModelClient
+from ..pipeline import InboundMessage
+from ..registry import AgentRegistry
+from ..sessions import SessionManager
+from ..storage.memory import InMemoryStorage
+from ._errors import one_line_errors
+from ._output import console
+from ._registry import load_registry
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["command"]
+
+OFFLINE = "offline"
+AGENT_MODELS = "agent"
+_QUIT = {"/quit", "/exit", "/q"}
+
+
+def command() -> click.Command:
+    """Build the `chat` command."""
+
+    @click.command("chat")
+    @click.argument("agent_id")
+    @click.option(
+        "-m",
+        "--model",
+        "model_id",
+        default=OFFLINE,
+        show_default=True,
+        help=(
+            "The model for every call: 'offline' (keyword matching, no key needed), "
+            "'agent' (the models the agent's config names), or any model id a provider "
+            "serves (with frontdesk[llm]: gpt-4o-mini, claude-..., llm's aliases)."
+        ),
+    )
+    def chat(agent_id: str, model_id: str) -> None:
+        """Chat with an installed agent: each turn shows intent, confidence, decision, mode.
+
+        The conversation lives in memory and ends with /quit, end of input, or a hand-off.
+        """
+        registry = load_registry()
+        with one_line_errors():
+            agent = registry.get(agent_id)
+            engine = _engine(registry, model_id)
+            engine.model_for(agent.intent_detector.model)
+            engine.model_for(agent.orchestrator.model)
+        out = console(highlight=False, soft_wrap=True)
+        label = _label(model_id, agent.intent_detector.model, agent.orchestrator.model)
+        out.print(f"[bold]{agent.name}[/bold] ({agent.id}) · model: {label}", markup=True)
+        out.print("Type a message; /quit to leave.", style="dim")
+        conversation = f"chat:{uuid.uuid4()}"
+        with one_line_errors():
+            asyncio.run(_loop(engine, agent_id, conversation, out))
+
+    return chat
+
+
+def _engine(registry: AgentRegistry, model_id: str) -> Engine:
+    manager = SessionManager(InMemoryStorage(), workspace_id="chat", registry=registry)
+    model: ModelClient | None = None
+    if model_id == OFFLINE:
+        from ..testing.offline import OfflineModel
+
+        model = OfflineModel(registry.list())
+    elif model_id != AGENT_MODELS:
+        providers = ModelProviders()
+        return Engine(manager, model=providers.resolve(model_id), providers=providers)
+    return Engine(manager, model=model)
+
+
+def _label(model_id: str, detector: str, orchestrator: str) -> str:
+    if model_id == OFFLINE:
+        return "offline (keyword matching, no language model; --model for a real one)"
+    if model_id == AGENT_MODELS:
+        return f"{detector} (intent), {orchestrator} (replies)"
+    return model_id
+
+
+async def _loop(engine: Engine, agent_id: str, conversation: str, out: Console) -> None:
+    number = 0
+    while True:
+        try:
+            text = await asyncio.to_thread(click.prompt, "you", prompt_suffix="> ")
+        except (EOFError, click.Abort):
+            out.print()
+            return
+        if text.strip() in _QUIT:
+            return
+        number += 1
+        outcomes = await engine.handle(
+            InboundMessage(
+                agent_id=agent_id,
+                conversation_id=conversation,
+                contact_id="terminal",
+                message_id=f"{conversation}:{number}",
+                content=text,
+            )
+        )
+        for outcome in outcomes:
+            _show(out, outcome)
+            if outcome.decision == "handoff":
+                out.print("(the conversation was handed to a person; chat ended)", style="dim")
+                return
+
+
+def _show(out: Console, outcome: RunOutcome) -> None:
+    from rich.text import Text
+
+    out.print(Text("agent> ", style="bold") + Text(outcome.reply))
+    confidence = f"{outcome.confidence:.2f}" if outcome.confidence is not None else "-"
+    called = ", ".join(call.name for call in outcome.tools_called)
+    tools = f" · tools {called}" if called else ""
+    out.print(
+        Text(
+            f"  intent {outcome.intent or '-'} ({confidence}) · {outcome.decision} · "
+            f"mode {outcome.mode} · {outcome.tokens_used} tokens{tools}",
+            style="dim",
+        )
+    )
+    if outcome.handoff_reason:
+        out.print(Text(f"  hand-off: {outcome.handoff_reason}", style="dim"))

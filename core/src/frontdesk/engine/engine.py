@@ -1,0 +1,163 @@
+"""`Engine`: an installed agent answers each inbound message, end to end.
+
+`handle` is the whole job of a webhook worker: `receive` the message (one storage call),
+run the agent for every run the pipeline hands this worker (models and tools, outside
+storage), and `complete` each run (one storage call) with everything it decided:
+
+    engine = Engine(SessionManager(storage, workspace_id="acme"))
+    for outcome in await engine.handle(InboundMessage(
+        agent_id="sales", conversation_id="wa:+34600111222", contact_id="+34600111222",
+        message_id="wamid.HBgM...", content="hola, ¿tenéis la talla M?",
+    )):
+        await whatsapp.send(outcome.session.contact_id, outcome.reply)
+
+Models come from the agent's config through the installed model providers (or `model=`,
+which serves every call: tests and offline runs); tools from the agent's package.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from attrs import frozen
+
+from ..config import AgentConfig
+from ..errors import RunSupersededError
+from ..models import Session, ToolCall, Turn
+from ..pipeline import InboundMessage, Run
+from ..sessions import SessionManager
+from ..tools import Tool
+from .client import ModelClient
+from .providers import ModelProviders
+from .run import Decision, EngineSettings, run_agent
+from .tracing import Tracing
+
+__all__ = ["Engine", "RunOutcome"]
+
+logger = logging.getLogger(__name__)
+
+
+@frozen
+class RunOutcome:
+    """What one run did: the session after it, and what the agent decided and said.
+
+    `decision` is proceed, clarify or handoff; `intent` and `confidence` are the intent
+    detector's (None when the model failed before answering); `mode` is the session's mode
+    after the run; `tokens_used` sums every model call of the run; `inputs` are the user
+    turns the run answered.
+    """
+
+    session: Session
+    decision: Decision
+    intent: str | None
+    confidence: float | None
+    reply: str
+    mode: str
+    tokens_used: int
+    inputs: tuple[Turn, ...] = ()
+    tools_called: tuple[ToolCall, ...] = ()
+    handoff_reason: str | None = None
+
+
+class Engine:
+    """Runs installed agents on inbound messages, over a `SessionManager`.
+
+    - `model`: a `ModelClient` that serves every model call (tests, offline runs); by
+      default each config's model id is resolved by the installed model providers.
+    - `providers`: the `ModelProviders` to resolve with (default: the installed ones).
+    - `tools`: tool implementations that win over the agents' packages' (same names).
+    - `settings`: limits and retries (`EngineSettings`).
+    - `tracer_provider`, `capture_content`: OpenTelemetry spans (see `Tracing`).
+    """
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        *,
+        model: ModelClient | None = None,
+        providers: ModelProviders | None = None,
+        tools: Iterable[Tool] = (),
+        settings: EngineSettings | None = None,
+        tracer_provider: Any = None,
+        capture_content: bool = False,
+    ) -> None:
+        self.manager = manager
+        self.model = model
+        self.providers = providers if providers is not None else ModelProviders()
+        self.tools = {tool.name: tool for tool in tools}
+        self.settings = settings if settings is not None else EngineSettings()
+        self.tracing = Tracing(tracer_provider, capture_content=capture_content)
+
+    def __repr__(self) -> str:
+        return f"<Engine manager={self.manager!r} model={self.model!r}>"
+
+    def model_for(self, model_id: str) -> ModelClient:
+        """The client that serves `model_id` (`ModelNotFoundError` if none does)."""
+        return self.model if self.model is not None else self.providers.resolve(model_id)
+
+    async def handle(self, message: InboundMessage) -> list[RunOutcome]:
+        """Receive `message`, then answer every run handed to this worker, in order.
+
+        Returns one outcome per completed run: none for a duplicate delivery or a message
+        that waits for the run in flight (that run's worker answers it), several when
+        messages arrived during a run. A run taken over by another worker (the
+        `interrupt` policy) stops without writing. The agent's models are resolved
+        before anything is recorded, so a model nobody serves fails here, cleanly.
+        """
+        agent = self.manager.registry.get(message.agent_id)
+        self._resolve(agent)
+        receipt = await self.manager.receive(message)
+        return await self._answer(agent, receipt.run)
+
+    async def answer(self, run: Run) -> list[RunOutcome]:
+        """Answer `run` (one from `SessionManager.resume_abandoned`, say) and the runs after it."""
+        agent = self.manager.registry.get(run.session.agent_id)
+        self._resolve(agent)
+        return await self._answer(agent, run)
+
+    async def _answer(self, agent: AgentConfig, run: Run | None) -> list[RunOutcome]:
+        outcomes: list[RunOutcome] = []
+        tools = {**self.manager.registry.tools_for(agent.id), **self.tools}
+        tools = {name: tool for name, tool in tools.items() if name in agent.tools}
+        while run is not None:
+            result = await run_agent(
+                agent,
+                run,
+                models=self.model_for,
+                tools=tools,
+                settings=self.settings,
+                tracing=self.tracing,
+            )
+            try:
+                done = await self.manager.complete(run, result.change)
+            except RunSupersededError:
+                logger.info(
+                    "run %d of session %s was taken over; its answer is dropped",
+                    run.token,
+                    run.session.id,
+                )
+                break
+            outcomes.append(
+                RunOutcome(
+                    session=done.session,
+                    decision=result.decision,
+                    intent=result.intent,
+                    confidence=result.confidence,
+                    reply=result.reply,
+                    mode=done.session.current_mode,
+                    tokens_used=result.tokens_used,
+                    inputs=tuple(run.inputs),
+                    tools_called=result.tools_called,
+                    handoff_reason=result.handoff_reason,
+                )
+            )
+            run = done.next_run
+        return outcomes
+
+    def _resolve(self, agent: AgentConfig) -> Mapping[str, ModelClient]:
+        return {
+            model_id: self.model_for(model_id)
+            for model_id in dict.fromkeys((agent.intent_detector.model, agent.orchestrator.model))
+        }

@@ -1,0 +1,87 @@
+"""`frontdesk chat`: a terminal conversation with an installed agent, through the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from frontdesk import AgentRegistry
+from frontdesk.cli import create_cli
+from frontdesk.registry import use_default_registry
+
+
+@pytest.fixture(autouse=True)
+def discovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentRegistry]:
+    """The installed agents, as in a new process; llm's settings kept out of the way."""
+    monkeypatch.setenv("LLM_USER_PATH", str(tmp_path))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with use_default_registry(AgentRegistry(autodiscover=True)) as registry:
+        yield registry
+
+
+def chat(*args: str, lines: str) -> Result:
+    return CliRunner().invoke(create_cli(), ["chat", *args], input=lines, prog_name="frontdesk")
+
+
+def test_the_offline_model_is_the_default_and_says_so() -> None:
+    result = chat("sales", lines="hola, buenas\nzxcv qwer\n/quit\n")
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "model: offline (keyword matching, no language model" in out
+    assert "agent> [offline] Sales assistant" in out
+    assert "intent greeting (0.90) · proceed · mode greeting" in out
+    assert "intent other (0.50) · clarify · mode greeting" in out
+
+
+def test_a_handoff_ends_the_chat() -> None:
+    result = chat("sales", lines="👍\nhola\n")
+
+    assert result.exit_code == 0, result.output
+    assert "· handoff ·" in result.stdout
+    assert "Una persona de la tienda" in result.stdout
+    assert "hand-off: intent 'other' detected with confidence 0.2" in result.stdout
+    assert "chat ended" in result.stdout
+    assert "intent greeting" not in result.stdout  # the second line was never sent
+
+
+def test_the_agents_own_models_without_a_key_hand_off_with_the_reason() -> None:
+    result = chat("support", "--model", "agent", lines="hola\n")
+
+    assert result.exit_code == 0, result.output
+    assert "model: gpt-4o-mini (intent), gpt-4o (replies)" in result.stdout
+    assert "needs an API key" in result.stdout
+
+
+def test_any_model_a_provider_serves(tmp_path: Path) -> None:
+    result = chat("support", "--model", "echo", lines="hola\n")
+
+    assert result.exit_code == 0, result.output
+    assert "model: echo" in result.stdout
+    assert "does not match the intent schema" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["nope"], "Error: no agent 'nope' is registered"),
+        (["sales", "--model", "no-such-model"], "Error: no installed model provider claims"),
+    ],
+    ids=["unknown-agent", "unknown-model"],
+)
+def test_bad_arguments_fail_in_one_line(args: list[str], error: str) -> None:
+    result = chat(*args, lines="hola\n")
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(error)
+
+
+def test_end_of_input_ends_the_chat() -> None:
+    result = chat("support", lines="")
+    assert result.exit_code == 0, result.output
+    assert "Type a message" in result.stdout
