@@ -174,6 +174,18 @@ def test_bench_listing(postgres_dsn: str) -> None:
         )
 
 
+def test_bench_engine() -> None:
+    lines = run_benchmark("bench_engine.py")
+    ratios = ratio_lines(lines)
+    assert_has(
+        ratios,
+        "ratio engine/baseline time per message at 0 ms model latency: ",
+        "ratio engine/baseline time per message at 5 ms model latency: ",
+    )
+    # The script itself fails unless every message took exactly two storage requests.
+    assert any(line.rstrip().endswith("2.00") for line in lines)
+
+
 @pytest.mark.parametrize(
     "script",
     [
@@ -183,6 +195,7 @@ def test_bench_listing(postgres_dsn: str) -> None:
         "bench_discovery.py",
         "bench_memory.py",
         "bench_sql.py",
+        "bench_engine.py",
     ],
 )
 def test_each_benchmark_documents_itself(script: str) -> None:
