@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -303,3 +304,23 @@ async def test_a_model_nobody_serves_fails_before_anything_is_recorded(
     with pytest.raises(ModelNotFoundError, match="test-small"):
         await engine.handle(message())
     assert storage.total == 0
+
+
+async def test_a_long_run_keeps_the_conversation(
+    make_engine: Callable[..., Any], storage: InstrumentedStorage
+) -> None:
+    agent = make_test_agent(runs=RunsConfig(timeout=0.2))
+    later: list[Any] = []
+
+    async def respond(request: ModelRequest) -> ModelResponse:
+        if not later:
+            await asyncio.sleep(0.35)  # beyond the run's timeout: only extend keeps it
+            later.append(await manager.receive(message("¿sigues ahí?")))
+        text = intent("q", 0.9) if request.output_schema["title"] == "intent" else answer()  # type: ignore[index]
+        return ModelResponse(text, Usage(10, 5), request.model)
+
+    engine, manager, _ = make_engine(ScriptedModel(respond), agent=agent)
+    outcomes = await engine.handle(message("hola"))
+
+    assert later[0].run is None  # the run was still live: the message waited for it
+    assert [[t.content for t in o.inputs] for o in outcomes] == [["hola"], ["¿sigues ahí?"]]

@@ -17,8 +17,10 @@ which serves every call: tests and offline runs); tools from the agent's package
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from attrs import frozen
@@ -122,14 +124,15 @@ class Engine:
         tools = {**self.manager.registry.tools_for(agent.id), **self.tools}
         tools = {name: tool for name, tool in tools.items() if name in agent.tools}
         while run is not None:
-            result = await run_agent(
-                agent,
-                run,
-                models=self.model_for,
-                tools=tools,
-                settings=self.settings,
-                tracing=self.tracing,
-            )
+            async with self._heartbeat(agent, run):
+                result = await run_agent(
+                    agent,
+                    run,
+                    models=self.model_for,
+                    tools=tools,
+                    settings=self.settings,
+                    tracing=self.tracing,
+                )
             try:
                 done = await self.manager.complete(run, result.change)
             except RunSupersededError:
@@ -155,6 +158,32 @@ class Engine:
             )
             run = done.next_run
         return outcomes
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, agent: AgentConfig, run: Run) -> AsyncIterator[None]:
+        """Keep a long run ours: `extend` it every half `runs.timeout` while it lasts.
+
+        A run that ends within half its timeout (almost every run) costs no request.
+        """
+
+        async def beat() -> None:
+            current = run
+            while True:
+                await asyncio.sleep(agent.runs.timeout / 2)
+                try:
+                    current = await self.manager.extend(current)
+                except RunSupersededError:
+                    return
+                except Exception as exc:  # noqa: BLE001 - the run goes on; complete decides
+                    logger.warning("could not extend run %d: %s", current.token, exc)
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _resolve(self, agent: AgentConfig) -> Mapping[str, ModelClient]:
         return {
