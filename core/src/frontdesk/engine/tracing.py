@@ -34,18 +34,37 @@ class Tracing:
 
     def __init__(self, tracer_provider: Any = None, *, capture_content: bool = False) -> None:
         self.capture_content = capture_content
+        self._provider = tracer_provider
+        self._tracer: Any = None
+        self._tracer_of: Any = None
         try:
             from opentelemetry import trace
         except ImportError:
-            self._tracer: Any = None
+            self._trace: Any = None
             return
-        self._kinds = trace.SpanKind
-        self._status = trace.Status
-        self._error = trace.StatusCode.ERROR
         from .. import __version__
 
-        provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-        self._tracer = provider.get_tracer("frontdesk", __version__)
+        self._trace = trace
+        self._version = __version__
+
+    def _current_tracer(self) -> Any:
+        """The tracer to use now, or None when spans would be no-ops anyway.
+
+        Without an explicit provider the global one is looked up at each span, so that one
+        configured after the engine was built is used; while none is configured (the API's
+        proxy), no span is made at all, which saves their cost.
+        """
+        if self._trace is None:
+            return None
+        provider = self._provider
+        if provider is None:
+            provider = self._trace.get_tracer_provider()
+            if isinstance(provider, self._trace.ProxyTracerProvider):
+                return None
+        if provider is not self._tracer_of:
+            self._tracer_of = provider
+            self._tracer = provider.get_tracer("frontdesk", self._version)
+        return self._tracer
 
     @contextmanager
     def agent(self, agent_id: str, agent_name: str, session_id: str) -> Iterator[Any]:
@@ -124,14 +143,16 @@ class Tracing:
     def failed(self, span: Any, error_type: str) -> None:
         """Mark a span as failed (the run handed off, a model call gave up)."""
         span.set_attribute("error.type", error_type)
-        if self._tracer is not None and span is not _NO_SPAN:
-            span.set_status(self._status(self._error, error_type))
+        if span is not _NO_SPAN:
+            span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, error_type))
 
     @contextmanager
     def _span(self, name: str, attributes: dict[str, Any], *, internal: bool) -> Iterator[Any]:
-        if self._tracer is None:
+        tracer = self._current_tracer()
+        if tracer is None:
             yield _NO_SPAN
             return
-        kind = self._kinds.INTERNAL if internal else self._kinds.CLIENT
-        with self._tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
+        kinds = self._trace.SpanKind
+        kind = kinds.INTERNAL if internal else kinds.CLIENT
+        with tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
             yield span
