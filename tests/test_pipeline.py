@@ -179,3 +179,25 @@ def test_runs_start_end_and_resume() -> None:
     assert not can_resume(run, [7], NOW)
     assert can_resume(run, [7], NOW + timedelta(seconds=10))
     assert not can_resume(run, [], NOW + timedelta(seconds=10))
+
+
+async def test_commit_refuses_an_intent_for_inputs_it_has_none_of(
+    frontdesk_manager: SessionManager,
+) -> None:
+    receipt = await frontdesk_manager.receive(InboundMessage(**fields()))
+    with pytest.raises(ValidationError, match="inputs_intent"):
+        await frontdesk_manager.commit(
+            receipt.session.id, SessionChange(inputs_intent="greeting"), expected_version=None
+        )
+    assert await frontdesk_manager.get_turn_count(receipt.session.id) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("inputs_intent", ""), ("inputs_intent", "x" * 300), ("inputs_confidence", 1.5)],
+)
+def test_a_change_refuses_inputs_annotations_no_backend_could_store(
+    field: str, value: object
+) -> None:
+    with pytest.raises(ValidationError, match=field):
+        SessionChange(**{field: value})

@@ -104,6 +104,7 @@ async def test_a_message_is_answered_in_two_storage_requests(
         (Role.ASSISTANT, "¡Gracias! ¿Tu nombre?"),
     ]
     assert turns[1].tokens_used == 30
+    assert (turns[0].intent_detected, turns[0].confidence) == ("provides_data", 0.95)
     assert await manager.get_total_tokens_used(session.id) == outcome.tokens_used
     assert [t.content for t in outcome.inputs] == ["Soy de Sevilla"]
 
@@ -263,6 +264,7 @@ async def test_messages_arriving_during_a_run_are_answered_by_the_same_worker(
     assert storage.total == 4  # two messages: a receive and a complete each
     turns = await manager.get_turns(outcomes[-1].session.id)
     assert [t.role for t in turns] == [Role.USER, Role.USER, Role.ASSISTANT, Role.ASSISTANT]
+    assert [(t.intent_detected, t.confidence) for t in turns[:2]] == [("q", 0.9), ("q", 0.9)]
 
 
 async def test_a_superseded_run_stops_without_writing(

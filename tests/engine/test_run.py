@@ -75,6 +75,10 @@ async def test_a_confident_intent_proceeds_to_the_orchestrator(
     assert (turn.role, turn.content, turn.tokens_used) == ("assistant", result.reply, 30)
     assert ops_of(result, AppendIntent) == [AppendIntent("provides_data")]
     assert ops_of(result, MergeCapturedData) == [MergeCapturedData({"city": "Sevilla"})]
+    assert (result.change.inputs_intent, result.change.inputs_confidence) == (
+        "provides_data",
+        0.95,
+    )
 
     detector, orchestrator = model.requests
     assert detector.model == agent.intent_detector.model

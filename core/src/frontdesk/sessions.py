@@ -87,6 +87,7 @@ from .storage.base import (
 from .validation import (
     check_choice,
     check_datetime,
+    check_fraction,
     check_id,
     check_int,
     check_json,
@@ -147,6 +148,14 @@ def _optional_mode(value: object) -> str | None:
     return check_optional_id("current_mode", value)
 
 
+def _optional_intent(value: object) -> str | None:
+    return check_optional_id("inputs_intent", value)
+
+
+def _optional_confidence(value: object) -> float | None:
+    return check_fraction("inputs_confidence", value)
+
+
 def _optional_status(value: object) -> SessionStatus | None:
     return None if value is None else check_choice("status", value, SessionStatus)
 
@@ -165,6 +174,10 @@ class SessionChange:
             state_ops=[AppendIntent("provides_data"), MergeCapturedData({"city": "Sevilla"})],
             turns=[NewTurn(role="user", content="Sevilla")],
         )
+
+    `inputs_intent` and `inputs_confidence` are what the run detected in the user turns it
+    answers: `complete` records them on each of those turns (`commit` has no run, and
+    refuses them).
     """
 
     current_mode: str | None = field(default=None, converter=_optional_mode)
@@ -173,6 +186,8 @@ class SessionChange:
     state: SessionState | None = field(default=None, converter=_optional_state)
     state_ops: tuple[StateOp, ...] = field(default=(), converter=_state_ops)
     turns: tuple[NewTurn, ...] = field(default=(), converter=_new_turns)
+    inputs_intent: str | None = field(default=None, converter=_optional_intent)
+    inputs_confidence: float | None = field(default=None, converter=_optional_confidence)
 
 
 class SessionManager:
@@ -354,6 +369,13 @@ class SessionManager:
         Every value in `change` is checked first (`ValidationError` naming it, e.g.
         `turns[0].tools_called[0].input`); nothing is sent when one is refused.
         """
+        if isinstance(change, SessionChange) and (
+            change.inputs_intent is not None or change.inputs_confidence is not None
+        ):
+            raise ValidationError(
+                "inputs_intent",
+                "is recorded on a run's inputs by complete(); a commit has no run",
+            )
         commit = self._to_commit(change, expected_version, idempotency_key)
         return await self._commit(session_id, commit)
 
@@ -874,6 +896,8 @@ class SessionManager:
             state_ops=change.state_ops,
             turns=change.turns,
             idempotency_key=self._key(idempotency_key),
+            inputs_intent=change.inputs_intent,
+            inputs_confidence=change.inputs_confidence,
         )
 
     @staticmethod

@@ -481,6 +481,8 @@ class _Run:
             status=SessionStatus.HANDED_OFF if decision is Decision.HANDOFF else None,
             state_ops=ops,
             turns=[turn],
+            inputs_intent=intent,
+            inputs_confidence=outcome.confidence if intent is not None else None,
         )
         return RunResult(
             decision=decision,

@@ -316,6 +316,10 @@ def complete_params(
     """The arguments of `frontdesk_complete`."""
     params = commit_params(workspace_id, session_id, commit)
     params.update(_policy_params(policy), p_token=token)
+    if commit.inputs_intent is not None:
+        params["p_inputs_intent"] = commit.inputs_intent
+    if commit.inputs_confidence is not None:
+        params["p_inputs_confidence"] = commit.inputs_confidence
     return params
 
 

@@ -186,6 +186,8 @@ class Commit:
     - `last_activity_at` defaults to the commit time when turns are added.
     - `idempotency_key`: a repeat of a key already applied to this session applies
       nothing and returns the original result (checked before anything else).
+    - `inputs_intent`, `inputs_confidence`: used by `complete` only: set on each of the
+      run's input turns (`intent_detected`, `confidence`) when not None.
     """
 
     expected_version: int | None = None
@@ -200,6 +202,8 @@ class Commit:
     state_ops: tuple[StateOp, ...] = ()
     turns: tuple[NewTurn, ...] = ()
     idempotency_key: str | None = None
+    inputs_intent: str | None = None
+    inputs_confidence: float | None = None
 
 
 @frozen

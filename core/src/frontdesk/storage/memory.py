@@ -199,6 +199,8 @@ class InMemoryStorage:
             result = self._apply(record, commit, now)
             answered = set(record.run.inputs)
             record.pending = [number for number in record.pending if number not in answered]
+            for number in sorted(answered):
+                record.turns[number - 1] = _answered(record.turns[number - 1], commit)
             next_run = None
             if result.session.is_active:
                 record.run = end_run(
@@ -482,3 +484,13 @@ def _fresh(result: Any) -> Any:
             result, **{a.name: _fresh(getattr(result, a.name)) for a in attrs.fields(type(result))}
         )
     return result
+
+
+def _answered(turn: Turn, commit: Commit) -> Turn:
+    """A run's input turn with the intent and confidence its run detected, when given."""
+    changes: dict[str, Any] = {}
+    if commit.inputs_intent is not None:
+        changes["intent_detected"] = commit.inputs_intent
+    if commit.inputs_confidence is not None:
+        changes["confidence"] = commit.inputs_confidence
+    return attrs.evolve(turn, **changes) if changes else turn

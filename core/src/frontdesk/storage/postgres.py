@@ -139,6 +139,8 @@ _SIGNATURES: dict[str, dict[str, str]] = {
         "p_state": "jsonb",
         "p_state_ops": "jsonb",
         "p_turns": "jsonb",
+        "p_inputs_intent": "text",
+        "p_inputs_confidence": "double precision",
     },
     "frontdesk_extend_run": {
         "p_workspace_id": "text",

@@ -364,8 +364,14 @@ class SQLiteStorage:
             now = self._clock()
             result = _apply_commit(conn, workspace_id, session_id, commit, now)
             conn.executemany(
-                "update agent_turns set pending = 0 where session_id = ? and turn_number = ?",
-                [(session_id, number) for number in run_state.inputs],
+                "update agent_turns set pending = 0,"
+                " intent_detected = coalesce(?, intent_detected),"
+                " confidence = coalesce(?, confidence)"
+                " where session_id = ? and turn_number = ?",
+                [
+                    (commit.inputs_intent, commit.inputs_confidence, session_id, number)
+                    for number in run_state.inputs
+                ],
             )
             next_run = None
             if result.session.is_active:

@@ -330,7 +330,9 @@ create or replace function public.frontdesk_complete(
     p_last_activity_at timestamptz default null,
     p_state jsonb default null,
     p_state_ops jsonb default '[]'::jsonb,
-    p_turns jsonb default '[]'::jsonb
+    p_turns jsonb default '[]'::jsonb,
+    p_inputs_intent text default null,
+    p_inputs_confidence double precision default null
 )
 returns jsonb
 language plpgsql
@@ -371,7 +373,10 @@ begin
         p_state => p_state,
         p_state_ops => p_state_ops,
         p_turns => p_turns);
-    update public.agent_turns set pending = false
+    update public.agent_turns
+    set pending = false,
+        intent_detected = coalesce(p_inputs_intent, intent_detected),
+        confidence = coalesce(p_inputs_confidence, confidence)
     where session_id = p_session_id and pending and turn_number = any (v_row.run_inputs);
 
     select * into v_row from public.agent_sessions where id = p_session_id;

@@ -223,6 +223,35 @@ class PipelineContract(ContractBase):
         assert nxt.run.token > receipt.run.token
         assert numbers(nxt.run.history) == [1, 2]
 
+    async def test_complete_records_the_intent_on_every_input(
+        self, manager: SessionManager
+    ) -> None:
+        first = await manager.receive(message(MERGE, "hola"))
+        waiting = [await manager.receive(message(MERGE, w)) for w in ("quiero", "zapatos")]
+        assert first.run is not None
+        done = await manager.complete(
+            first.run,
+            attrs.evolve(reply(first.run), inputs_intent="greeting", inputs_confidence=0.9),
+        )
+        nxt = done.next_run
+        assert nxt is not None
+        assert [(t.intent_detected, t.confidence) for t in nxt.inputs] == [(None, None)] * 2
+        await manager.complete(
+            nxt, attrs.evolve(reply(nxt), inputs_intent="wants_to_buy", inputs_confidence=0.75)
+        )
+        turns = await manager.get_turns(first.session.id)
+        assert [(t.role, t.intent_detected, t.confidence) for t in turns] == [
+            (Role.USER, "greeting", 0.9),
+            (Role.USER, "wants_to_buy", 0.75),
+            (Role.USER, "wants_to_buy", 0.75),
+            (Role.ASSISTANT, None, None),
+            (Role.ASSISTANT, None, None),
+        ]
+        assert [t.message_id for t in turns[:3]] == [
+            first.turn.message_id,
+            *(r.turn.message_id for r in waiting),
+        ]
+
     async def test_complete_is_idempotent_per_run(self, manager: SessionManager) -> None:
         receipt = await manager.receive(message(MERGE, "hola"))
         assert receipt.run is not None
