@@ -43,26 +43,28 @@ async def test_each_operation_is_one_storage_call(frontdesk_registry: AgentRegis
     )
     sid = session.id
     operations = [
-        manager.get_or_create_session(agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"),
-        manager.get_session(sid),
-        manager.get_session_by_conversation("c", TEST_AGENT_ID),
-        manager.get_state(sid),
-        manager.add_intent_seen(sid, "greeting"),
-        manager.add_template_sent(sid, "welcome"),
-        manager.update_captured_data(sid, {"name": "Ana"}),
-        manager.update_data(sid, {"k": 1}),
-        manager.add_turn(sid, role="user", content="hola"),
-        manager.get_turns(sid),
-        manager.get_total_tokens_used(sid),
-        manager.get_turn_count(sid),
-        manager.update_session_with_version(sid, 6, current_mode="collecting"),
-        manager.update_state(sid, SessionState(), expected_version=7),
-        manager.commit(sid, SessionChange(current_mode="confirming"), expected_version=8),
-        manager.handoff_session(sid, 9),
+        lambda: manager.get_or_create_session(
+            agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
+        ),
+        lambda: manager.get_session(sid),
+        lambda: manager.get_session_by_conversation("c", TEST_AGENT_ID),
+        lambda: manager.get_state(sid),
+        lambda: manager.add_intent_seen(sid, "greeting"),
+        lambda: manager.add_template_sent(sid, "welcome"),
+        lambda: manager.update_captured_data(sid, {"name": "Ana"}),
+        lambda: manager.update_data(sid, {"k": 1}),
+        lambda: manager.add_turn(sid, role="user", content="hola"),
+        lambda: manager.get_turns(sid),
+        lambda: manager.get_total_tokens_used(sid),
+        lambda: manager.get_turn_count(sid),
+        lambda: manager.update_session_with_version(sid, 6, current_mode="collecting"),
+        lambda: manager.update_state(sid, SessionState(), expected_version=7),
+        lambda: manager.commit(sid, SessionChange(current_mode="confirming"), expected_version=8),
+        lambda: manager.handoff_session(sid, 9),
     ]
     for operation in operations:
         storage.reset()
-        await operation
+        await operation()
         assert storage.total == 1, storage.calls
 
 
@@ -248,6 +250,40 @@ async def test_retry_checks_what_decide_returns(
         await frontdesk_manager.retry_on_conflict(session.id, lambda current: "collecting")  # type: ignore[arg-type,return-value]
     with pytest.raises(ValidationError, match="attempts"):
         await frontdesk_manager.retry_on_conflict(session.id, lambda current: None, attempts=0)
+
+
+async def test_retry_backs_off_exponentially_with_full_jitter(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    """Each wait is random in [0, ceiling], the ceiling doubling from `backoff` to `max_backoff`."""
+    delays: list[float] = []
+
+    async def record(delay: float) -> None:
+        delays.append(delay)
+
+    async def always_stale(current: Session) -> SessionChange:
+        await frontdesk_manager.add_template_sent(session.id, "interference")
+        return SessionChange(current_mode="collecting")
+
+    runs, attempts = 40, 6
+    for _ in range(runs):
+        with pytest.raises(VersionConflictError):
+            await frontdesk_manager.retry_on_conflict(
+                session.id,
+                always_stale,
+                attempts=attempts,
+                backoff=0.01,
+                max_backoff=0.04,
+                sleep=record,
+            )
+    assert len(delays) == runs * (attempts - 1)  # a wait between attempts, none after the last
+    ceilings = [0.01, 0.02, 0.04, 0.04, 0.04]
+    for index, ceiling in enumerate(ceilings):
+        waits = delays[index :: attempts - 1]
+        assert all(0 <= wait <= ceiling for wait in waits), (ceiling, waits)
+        # Spread over the whole range: random, not a fixed delay, and growing with the ceiling.
+        assert min(waits) < ceiling / 2 < max(waits), (ceiling, waits)
+        assert len(set(waits)) > runs * 3 // 4, waits
 
 
 async def test_retry_can_be_cancelled_while_backing_off(

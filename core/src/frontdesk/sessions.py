@@ -557,8 +557,7 @@ class SessionManager:
         self, session_id: str, data: Mapping[str, str], *, idempotency_key: str | None = None
     ) -> Session:
         """Merge these keys into the captured data (name, address, ...), keeping the others."""
-        op = MergeCapturedData(data)
-        check_text_map("data", op.data)
+        op = MergeCapturedData(check_text_map("data", data))
         return await self._apply(session_id, op, idempotency_key)
 
     async def update_data(

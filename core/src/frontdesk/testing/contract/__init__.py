@@ -9,8 +9,8 @@ declare in `capabilities` are skipped, with the reason shown.
 
 Concurrency is real: `concurrency` tasks (a class attribute) hit one session at once.
 The clauses live in one module per concern (`sessions`, `versions`, `state`, `turns`,
-`commits`, `status`, `workspaces`, `threads`, `lifecycle`, `pipeline`); this class gathers
-them.
+`commits`, `status`, `workspaces`, `threads`, `lifecycle`, `pipeline`, `bad_input`); this
+class gathers them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import pytest
 
 from ._base import ContractBase, requires
+from .bad_input import BadInputContract
 from .commits import CommitContract
 from .lifecycle import LifecycleContract
 from .pipeline import PipelineContract
@@ -44,6 +45,7 @@ class StorageContractTests(
     ThreadContract,
     LifecycleContract,
     PipelineContract,
+    BadInputContract,
     ContractBase,
 ):
     """The contract every `StorageBackend` must pass. Provide a `storage` fixture."""

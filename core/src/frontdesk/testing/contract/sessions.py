@@ -211,14 +211,14 @@ class SessionContract(ContractBase):
         assert excinfo.value.session_id == missing
         assert await manager.get_session_by_conversation("nobody", TEST_AGENT_ID) is None
         for call in (
-            manager.add_turn(missing, role="user", content="hi"),
-            manager.add_intent_seen(missing, "greeting"),
-            manager.update_session_with_version(missing, 1, current_mode="collecting"),
-            manager.get_turns(missing),
-            manager.get_turn_count(missing),
+            lambda: manager.add_turn(missing, role="user", content="hi"),
+            lambda: manager.add_intent_seen(missing, "greeting"),
+            lambda: manager.update_session_with_version(missing, 1, current_mode="collecting"),
+            lambda: manager.get_turns(missing),
+            lambda: manager.get_turn_count(missing),
         ):
             with pytest.raises(SessionNotFoundError):
-                await call
+                await call()
 
     async def test_find_active_by_conversation(
         self, manager: SessionManager, session: Session

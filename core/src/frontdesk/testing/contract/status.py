@@ -31,14 +31,14 @@ class StatusContract(ContractBase):
         assert finished.status is status
         assert not finished.is_active
         for call in (
-            manager.add_turn(session.id, role="user", content="late"),
-            manager.add_intent_seen(session.id, "late"),
-            manager.update_captured_data(session.id, {"late": "yes"}),
-            manager.update_session_with_version(session.id, 2, current_mode="collecting"),
-            manager.close_session(session.id, 2),
+            lambda: manager.add_turn(session.id, role="user", content="late"),
+            lambda: manager.add_intent_seen(session.id, "late"),
+            lambda: manager.update_captured_data(session.id, {"late": "yes"}),
+            lambda: manager.update_session_with_version(session.id, 2, current_mode="collecting"),
+            lambda: manager.close_session(session.id, 2),
         ):
             with pytest.raises(SessionClosedError) as excinfo:
-                await call
+                await call()
             assert excinfo.value.status == status
         assert await manager.get_session(session.id) == finished
         assert await manager.get_turns(session.id) == []
@@ -47,8 +47,9 @@ class StatusContract(ContractBase):
         self, manager: SessionManager, session: Session
     ) -> None:
         await manager.add_turn(session.id, role="user", content="hi")
-        with pytest.raises(VersionConflictError):
+        with pytest.raises(VersionConflictError) as excinfo:
             await manager.close_session(session.id, session.version)
+        assert (excinfo.value.expected_version, excinfo.value.current_version) == (1, 2)
         assert (await manager.get_session(session.id)).is_active
 
     async def test_modes_follow_the_state_machine(

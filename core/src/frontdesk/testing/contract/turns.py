@@ -12,8 +12,9 @@ from ...errors import (
     TurnNumberConflictError,
 )
 from ...models import Role, Session, ToolCall
-from ...sessions import SessionManager
-from ._base import UNICODE, ContractBase
+from ...sessions import SessionChange, SessionManager
+from ..agents import TEST_AGENT_ID
+from ._base import UNICODE, ContractBase, new_turn
 
 
 class TurnContract(ContractBase):
@@ -76,6 +77,52 @@ class TurnContract(ContractBase):
         assert isinstance(gap.value, ConflictError)
         assert [t.content for t in await manager.get_turns(session.id)] == ["one"]
         assert (await manager.get_session(session.id)).version == 2
+
+    async def test_explicit_turn_numbers_in_one_commit(
+        self, manager: SessionManager, session: Session
+    ) -> None:
+        """Each turn asked for is checked against the next number plus its place in the commit."""
+        first = await manager.commit(
+            session.id,
+            SessionChange(turns=[new_turn("one", turn_number=1), new_turn("two", turn_number=2)]),
+            expected_version=None,
+        )
+        assert [t.turn_number for t in first.turns] == [1, 2]
+        mixed = await manager.commit(
+            session.id,
+            SessionChange(turns=[new_turn("three"), new_turn("four", turn_number=4)]),
+            expected_version=None,
+        )
+        assert [t.turn_number for t in mixed.turns] == [3, 4]
+        before = await manager.get_session(session.id)
+        for numbers, refused, expected_next in (([5, 5], 5, 6), ([4, 5], 4, 5), ([5, 7], 7, 6)):
+            with pytest.raises(TurnNumberConflictError) as excinfo:
+                await manager.commit(
+                    session.id,
+                    SessionChange(turns=[new_turn(f"n{n}", turn_number=n) for n in numbers]),
+                    expected_version=None,
+                )
+            assert (excinfo.value.turn_number, excinfo.value.next_turn_number) == (
+                refused,
+                expected_next,
+            ), numbers
+        assert await manager.get_session(session.id) == before
+        assert [t.content for t in await manager.get_turns(session.id)] == [
+            "one",
+            "two",
+            "three",
+            "four",
+        ]
+        fresh = await manager.create_session(
+            agent_id=TEST_AGENT_ID, conversation_id="conv-fresh", contact_id="contact-1"
+        )
+        with pytest.raises(TurnNumberConflictError):
+            await manager.commit(
+                fresh.id,
+                SessionChange(turns=[new_turn("a", turn_number=1), new_turn("b", turn_number=1)]),
+                expected_version=None,
+            )
+        assert await manager.get_turn_count(fresh.id) == 0
 
     async def test_last_turns_and_stats(self, manager: SessionManager, session: Session) -> None:
         for i in range(5):

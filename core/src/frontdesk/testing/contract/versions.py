@@ -56,7 +56,7 @@ class VersionContract(ContractBase):
             )
         assert excinfo.value.session_id == session.id
         assert excinfo.value.expected_version == 1
-        assert excinfo.value.current_version in (2, None)
+        assert excinfo.value.current_version == 2
         assert await manager.get_session(session.id) == before
         assert await manager.get_turns(session.id) == []
 
@@ -78,7 +78,7 @@ class VersionContract(ContractBase):
         assert len(winners) == 1, outcomes
         assert len(conflicts) == self.concurrency - 1, outcomes
         assert all(c.expected_version == 1 for c in conflicts)
-        assert all(c.current_version in (2, None) for c in conflicts)
+        assert all(c.current_version == 2 for c in conflicts)
         final = await manager.get_session(session.id)
         assert final.version == 2
         assert final.state == winners[0].state
