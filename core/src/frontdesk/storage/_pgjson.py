@@ -23,6 +23,7 @@ from ..errors import (
     SessionClosedError,
     SessionNotFoundError,
     TurnNumberConflictError,
+    ValidationError,
     VersionConflictError,
 )
 from ..lifecycle import SessionMigration, SessionQuery, SessionSummary
@@ -115,6 +116,9 @@ def raised_error(
             conversation_id=str(extra.get("conversation_id", "")),
             agent_id=str(extra.get("agent_id", "")),
         )
+    if kind == "invalid_input":
+        # The database's own checks (migration 0002): input that frontdesk did not check.
+        return ValidationError(str(detail.get("field")), str(detail.get("problem")))
     if kind == "session_already_active" and "existing_session_id" in detail:
         return SessionAlreadyActiveError(
             str(detail["existing_session_id"]),
