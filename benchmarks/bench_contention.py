@@ -16,6 +16,14 @@ Three ways of writing:
 - `unchecked`: the original design's read-modify-write, for reference: get the session,
   write the state with the counter + 1, no version. It is expected to lose updates.
 
+- then, **bursts through the message pipeline**: K messages delivered at once to one
+  conversation (a user double- and triple-texting, a webhook redelivering in parallel),
+  each by its own worker through `receive` and `complete`, under each double-texting
+  policy (merge, enqueue, interrupt, reject). Counted per policy and K: messages answered
+  per second and the ratio to K = 1, storage requests per message, runs completed,
+  messages refused (reject only), gave up (neither answered nor refused: the goal is 0),
+  lost (sent, not refused, not stored) and duplicated (stored or answered twice).
+
 For each run: commits per second and the ratio to one worker, conflicts (decide runs that
 hit `VersionConflictError`), retries per commit, operations that gave up after the last
 attempt, p50/p99 latency of an operation (first read to successful commit), and lost
@@ -57,10 +65,22 @@ from benchmarks._common import (
     sqlite_stack,
     supabase_stack,
 )
-from frontdesk import AgentRegistry, SessionChange, SessionManager, VersionConflictError
+from frontdesk import (
+    AgentRegistry,
+    ConversationBusyError,
+    DoubleTexting,
+    FrontdeskError,
+    InboundMessage,
+    NewTurn,
+    RunsConfig,
+    RunSupersededError,
+    SessionChange,
+    SessionManager,
+    VersionConflictError,
+)
 from frontdesk.models import Session
 from frontdesk.storage import Commit, StorageBackend
-from frontdesk.testing import TEST_AGENT_ID
+from frontdesk.testing import TEST_AGENT_ID, InstrumentedStorage, make_test_agent
 
 MODES = ("helpers", "retry", "unchecked")
 CHECKED_MODES = ("helpers", "retry")
@@ -238,6 +258,177 @@ async def measure(
     return [totals[(k, mode)] for k in args.workers for mode in args.modes]
 
 
+# -- bursts through the message pipeline ------------------------------------------------------
+
+
+@dataclass
+class Burst:
+    backend: str
+    policy: str
+    k: int
+    bursts: int = 0
+    sent: int = 0
+    answered: int = 0
+    refused: int = 0
+    gave_up: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    runs: int = 0
+    requests: int = 0
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def handled_per_second(self) -> float:
+        return (self.answered + self.refused) / self.elapsed if self.elapsed else 0.0
+
+
+def burst_agent(policy: str) -> str:
+    return f"bench-{policy}"
+
+
+def burst_registry() -> AgentRegistry:
+    registry = bench_registry()
+    for policy in DoubleTexting:
+        runs = RunsConfig(double_texting=policy, timeout=60)
+        registry.register(make_test_agent(id=burst_agent(policy), runs=runs))
+    return registry
+
+
+async def one_burst(manager: SessionManager, result: Burst, conversation: str) -> None:
+    """K messages at once to one conversation, each delivered by its own worker."""
+    agent = burst_agent(result.policy)
+    answered: list[int] = []
+    refused: list[str] = []
+    failed: list[str] = []
+
+    async def deliver(i: int) -> None:
+        started = time.perf_counter()
+        message = InboundMessage(
+            agent_id=agent,
+            conversation_id=conversation,
+            contact_id=conversation,
+            message_id=f"{conversation}-{i}",
+            content=f"message {i}",
+        )
+        try:
+            receipt = await manager.receive(message)
+        except ConversationBusyError:
+            refused.append(message.message_id)
+            return
+        except FrontdeskError:
+            failed.append(message.message_id)
+            return
+        run = receipt.run
+        while run is not None:
+            reply = SessionChange(turns=[NewTurn(role="assistant", content="ok")])
+            try:
+                done = await manager.complete(run, reply)
+            except RunSupersededError:
+                break  # the run that took over answers these messages
+            except FrontdeskError:
+                failed.append(message.message_id)
+                break
+            answered.extend(turn.turn_number for turn in run.inputs)
+            result.runs += 1
+            run = done.next_run
+        result.latencies.append(time.perf_counter() - started)
+
+    storage = manager.storage
+    assert isinstance(storage, InstrumentedStorage)
+    calls = storage.total
+    started = time.perf_counter()
+    await asyncio.gather(*(deliver(i) for i in range(result.k)))
+    result.elapsed += time.perf_counter() - started
+    result.requests += storage.total - calls
+
+    session = await manager.get_session_by_conversation(conversation, agent)
+    users = []
+    if session is not None:
+        users = [t for t in await manager.get_turns(session.id) if t.role == "user"]
+    stored_ids = [t.message_id for t in users]
+    numbers = {t.turn_number for t in users}
+    result.bursts += 1
+    result.sent += result.k
+    result.refused += len(refused)
+    result.answered += len(set(answered) & numbers)
+    result.duplicated += (len(stored_ids) - len(set(stored_ids))) + (
+        len(answered) - len(set(answered))
+    )
+    result.lost += max(0, result.k - len(refused) - len(set(stored_ids)))
+    result.gave_up += len(numbers - set(answered))
+
+
+async def measure_bursts(
+    backend: str, storage: StorageBackend, args: argparse.Namespace, messages: int
+) -> list[Burst]:
+    """For each policy and K: bursts of K messages until about `messages` were sent."""
+    registry = burst_registry()
+    counted = InstrumentedStorage(storage)
+    results = []
+    for policy in args.policies:
+        for k in args.workers:
+            result = Burst(backend, policy, k)
+            manager = new_manager(counted, registry, f"burst-{policy}-{k}")
+            for b in range(max(1, messages // k)):
+                await one_burst(manager, result, f"wa:{policy}-{k}-{b}")
+            results.append(result)
+    return results
+
+
+BURST_HEADERS = (
+    "backend",
+    "policy",
+    "K",
+    "sent",
+    "answered",
+    "refused",
+    "gave up",
+    "lost",
+    "duplicated",
+    "runs",
+    "requests/msg",
+    "handled/s",
+    "vs K=1",
+    "p99 ms",
+)
+
+
+def burst_rows_and_ratios(label: str, results: list[Burst]) -> tuple[list[list[object]], list[str]]:
+    rows: list[list[object]] = []
+    ratios: list[str] = []
+    single = {r.policy: r.handled_per_second for r in results if r.k == 1}
+    for r in results:
+        rows.append(
+            [
+                label,
+                r.policy,
+                r.k,
+                r.sent,
+                r.answered,
+                r.refused,
+                r.gave_up,
+                r.lost,
+                r.duplicated,
+                r.runs,
+                ratio(r.requests, r.sent),
+                r.handled_per_second,
+                fmt_ratio(ratio(r.handled_per_second, single.get(r.policy, float("nan")))),
+                percentile(r.latencies, 99) * 1000,
+            ]
+        )
+    for policy in dict.fromkeys(r.policy for r in results):
+        mine = [r for r in results if r.policy == policy]
+        top = max(mine, key=lambda r: r.k)
+        ratios.append(
+            f"bursts [{label}, {policy}]: gave up {sum(r.gave_up for r in mine)}, lost "
+            f"{sum(r.lost for r in mine)}, duplicated {sum(r.duplicated for r in mine)} of "
+            f"{sum(r.sent for r in mine)} messages; requests/message at K={top.k}: "
+            f"{ratio(top.requests, top.sent):.2f}"
+        )
+    return rows, ratios
+
+
 HEADERS = (
     "backend",
     "mode",
@@ -299,7 +490,19 @@ async def main_async(args: argparse.Namespace) -> int:
     registry = bench_registry()
     rows: list[list[object]] = []
     ratios: list[str] = []
+    burst_rows: list[list[object]] = []
     lost = 0
+
+    async def bursts(label: str, storage: StorageBackend, messages: int) -> None:
+        nonlocal lost
+        if not args.policies:
+            return
+        results = await measure_bursts(label, storage, args, messages)
+        more_rows, more_ratios = burst_rows_and_ratios(label, results)
+        burst_rows.extend(more_rows)
+        ratios.extend(more_ratios)
+        lost += sum(r.gave_up + r.lost + r.duplicated for r in results)
+
     backends = chosen_backends(args)
     if "memory" in backends:
         from frontdesk import InMemoryStorage
@@ -309,6 +512,7 @@ async def main_async(args: argparse.Namespace) -> int:
         rows += more_rows
         ratios += more_ratios
         lost += sum(r.lost for r in runs if r.mode in CHECKED_MODES)
+        await bursts("memory", InMemoryStorage(), args.memory_ops)
     if "sqlite" in backends:
         async with sqlite_stack() as sqlite:
             runs = await measure("sqlite", sqlite, registry, args, args.ops)
@@ -316,6 +520,7 @@ async def main_async(args: argparse.Namespace) -> int:
             rows += more_rows
             ratios += more_ratios
             lost += sum(r.lost for r in runs if r.mode in CHECKED_MODES)
+            await bursts("sqlite", sqlite, args.ops)
     if "postgres" in backends:
         async with postgres_stack(pool_size=max(args.workers) + 8) as (postgres, version):
             print(f"# PostgreSQL {version} (postgres: psycopg, no network delay added)")
@@ -324,6 +529,7 @@ async def main_async(args: argparse.Namespace) -> int:
             rows += more_rows
             ratios += more_ratios
             lost += sum(r.lost for r in runs if r.mode in CHECKED_MODES)
+            await bursts("postgres", postgres, args.ops)
     if "supabase" in backends:
         async with supabase_stack(pool_size=max(args.workers) + 8) as stack:
             print(f"# PostgreSQL {stack.server_version}")
@@ -335,14 +541,24 @@ async def main_async(args: argparse.Namespace) -> int:
                 rows += more_rows
                 ratios += more_ratios
                 lost += sum(r.lost for r in runs if r.mode in CHECKED_MODES)
+                await bursts(label, stack.storage, args.ops)
     print_table(HEADERS, rows)
     print()
     print(
         "conflicts: decide runs that hit a VersionConflictError; gave up: operations whose "
         "last attempt conflicted too; lost: updates missing from the stored session"
     )
+    if burst_rows:
+        print()
+        print_table(BURST_HEADERS, burst_rows)
+        print()
+        print(
+            "bursts: K messages at once to one conversation through receive/complete; "
+            "answered: stored messages a completed run answered; gave up: stored, never "
+            "answered; lost: sent, not refused, not stored; handled/s: answered + refused"
+        )
     if lost:
-        print(f"FAILED: frontdesk lost {lost} update(s)", file=sys.stderr)
+        print(f"FAILED: frontdesk lost {lost} update(s) or message(s)", file=sys.stderr)
     print_ratios(ratios)
     return 1 if lost else 0
 
@@ -387,6 +603,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=MODES,
         default=list(MODES),
         help="ways of writing to measure (default: all)",
+    )
+    parser.add_argument(
+        "--policies",
+        nargs="*",
+        choices=[str(p) for p in DoubleTexting],
+        default=[str(p) for p in DoubleTexting],
+        help="double-texting policies of the burst runs (default: all; none to skip them)",
     )
     add_backend_arguments(parser, delay_ms=(20,))
     args = parser.parse_args(argv)

@@ -20,6 +20,9 @@ them alike):
   the user turn (recorded before the model calls), then ONE `SessionManager.commit` with
   the intent and the captured data as `state_ops`, the mode change and the reply (the
   state-machine check included).
+- `pipeline`: the message pipeline: `receive` (finds or creates the session, records the
+  user turn keyed by the message id, starts the run) and `complete` (the intent, the
+  captured data, the mode change and the reply, ending the run). Two requests, always.
 
 Requests are counted by a wrapper around the storage (memory, SQLite, PostgreSQL: one
 statement per call) and by the gateway (Supabase; the wrapper's count is checked against it). Every run is checked for lost writes.
@@ -61,12 +64,12 @@ from benchmarks._common import (
     sqlite_stack,
     supabase_stack,
 )
-from frontdesk import AgentRegistry, SessionChange, SessionManager
+from frontdesk import AgentRegistry, InboundMessage, SessionChange, SessionManager
 from frontdesk.models import IntentSeen, NewTurn, Role, Session
 from frontdesk.storage import AppendIntent, Commit, MergeCapturedData, NewSession, StorageBackend
 from frontdesk.testing import TEST_AGENT_ID, InstrumentedStorage
 
-VARIANTS = ("baseline", "frontdesk", "fused")
+VARIANTS = ("baseline", "frontdesk", "fused", "pipeline")
 INTENTS = ("greeting", "product_question", "price_question", "order", "thanks")
 # The test agent: greeting -> collecting -> confirming -> collecting -> ...
 NEXT_MODE = {"greeting": "collecting", "collecting": "confirming", "confirming": "collecting"}
@@ -75,6 +78,7 @@ NEXT_MODE = {"greeting": "collecting", "collecting": "confirming", "confirming":
 @dataclass(frozen=True)
 class Message:
     conversation_id: str
+    message_id: str
     text: str
     intent: str
     captured: dict[str, str]
@@ -86,6 +90,7 @@ def make_messages(count: int, per_conversation: int) -> list[Message]:
     return [
         Message(
             conversation_id=f"whatsapp:+3460000{i % conversations:04d}",
+            message_id=f"wamid.{i}",
             text=f"message {i}: do you have size M?",
             intent=INTENTS[i % len(INTENTS)],
             captured={f"field{i % 4}": f"value {i}"},
@@ -202,10 +207,42 @@ class FusedEngine(Engine):
         )
 
 
+class PipelineEngine(Engine):
+    """receive, then complete: two requests per message."""
+
+    name = "pipeline"
+
+    async def handle(self, message: Message) -> None:
+        manager = self.manager
+        receipt = await manager.receive(
+            InboundMessage(
+                agent_id=TEST_AGENT_ID,
+                conversation_id=message.conversation_id,
+                contact_id=message.conversation_id,
+                message_id=message.message_id,
+                content=message.text,
+            )
+        )
+        run = receipt.run
+        if run is None:
+            raise AssertionError("one message at a time: every message starts a run")
+        done = await manager.complete(
+            run,
+            SessionChange(
+                current_mode=NEXT_MODE[run.session.current_mode],
+                state_ops=(AppendIntent(message.intent), MergeCapturedData(message.captured)),
+                turns=(NewTurn(role=Role.ASSISTANT, content=message.reply),),
+            ),
+        )
+        if done.next_run is not None:
+            raise AssertionError("nothing arrived during the run")
+
+
 ENGINES: dict[str, Callable[[SessionManager], Engine]] = {
     "baseline": BaselineEngine,
     "frontdesk": FrontdeskEngine,
     "fused": FusedEngine,
+    "pipeline": PipelineEngine,
 }
 
 
@@ -335,7 +372,9 @@ async def main_async(args: argparse.Namespace) -> None:
     def add(label: str, results: dict[str, Result]) -> None:
         rows.extend(table_rows(label, results))
         summary = summarise(results)
-        (b_req, b_time), (f_req, f_time), (u_req, u_time) = (summary[v] for v in VARIANTS)
+        (b_req, b_time), (f_req, f_time), (u_req, u_time), (p_req, p_time) = (
+            summary[v] for v in VARIANTS
+        )
         ratios.append(
             f"requests/message baseline/frontdesk [{label}]: {fmt_ratio(ratio(b_req, f_req))}"
         )
@@ -346,6 +385,12 @@ async def main_async(args: argparse.Namespace) -> None:
             f"requests/message frontdesk/fused [{label}]: {fmt_ratio(ratio(f_req, u_req))}"
         )
         ratios.append(f"time/message frontdesk/fused [{label}]: {fmt_ratio(ratio(f_time, u_time))}")
+        ratios.append(
+            f"requests/message baseline/pipeline [{label}]: {fmt_ratio(ratio(b_req, p_req))}"
+        )
+        ratios.append(
+            f"time/message baseline/pipeline [{label}]: {fmt_ratio(ratio(b_time, p_time))}"
+        )
 
     backends = chosen_backends(args)
     if "memory" in backends:

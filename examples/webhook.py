@@ -1,15 +1,17 @@
 """A WhatsApp-style webhook as a small ASGI app: the shape of production use.
 
-Each inbound message is recorded through the session manager: the user's turn, the
-intent, the captured data, then the mode change and the reply in one atomic commit,
-retried on conflict (users double-text, so two requests of one conversation often run at
-the same moment). The model calls happen outside the retried function.
+Each inbound message goes through the message pipeline: `receive` records it (keyed by
+the channel's message id, so a redelivery is answered 200 without any work) and says
+whether this request answers it now; the model calls run outside storage; `complete`
+records the reply, the intents, the captured data and the mode in one atomic write, and
+hands over the messages the user sent meanwhile (users double-text: under the agent's
+default `merge` policy, a burst is answered once). Two storage requests per message.
 
 Run it with any ASGI server, on the storage FRONTDESK_STORAGE names (memory by default);
 a storage that cannot be opened stops the server at startup, with the reason:
 
     uv run --with uvicorn uvicorn examples.webhook:app
-    curl -s localhost:8000/webhook -d '{"from": "+34600111222", "text": "Hola!"}'
+    curl -s localhost:8000/webhook -d '{"from": "+34600111222", "text": "Hola!", "id": "wamid.1"}'
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ from typing import Any
 
 from frontdesk import (
     AgentRegistry,
+    AppendIntent,
+    ConversationBusyError,
     FrontdeskError,
+    InboundMessage,
+    MergeCapturedData,
     NewTurn,
     Role,
-    Session,
+    Run,
+    RunSupersededError,
     SessionChange,
     SessionClosedError,
     SessionManager,
+    StateOp,
     StorageBackend,
     open_storage,
 )
@@ -71,6 +79,28 @@ def compose_reply(intent: str) -> str:
     }.get(intent, "Déjame mirarlo.")
 
 
+def respond_to(registry: AgentRegistry, run: Run) -> tuple[str, SessionChange]:
+    """The reply to a run's messages and what it changes: each message's intent and data,
+    the reply to the last one, and the mode it leads to (if the state machine allows it)."""
+    ops: list[StateOp] = []
+    intent = "product_question"
+    for turn in run.inputs:
+        intent, captured = detect_intent(turn.content)
+        ops.append(AppendIntent(intent))
+        if captured:
+            ops.append(MergeCapturedData(captured))
+    target = NEXT_MODE.get(intent)
+    agent = registry.get(AGENT)
+    moves = target is not None and agent.states.can_move(run.session.current_mode, target)
+    reply = compose_reply(intent)
+    change = SessionChange(
+        current_mode=target if moves else None,
+        state_ops=ops,
+        turns=[NewTurn(role=Role.ASSISTANT, content=reply)],
+    )
+    return reply, change
+
+
 def create_app(
     storage: StorageBackend | None = None, registry: AgentRegistry | None = None
 ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
@@ -80,40 +110,38 @@ def create_app(
         state["storage"] = storage
 
     async def handle(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        phone, text = body.get("from"), body.get("text")
-        if not isinstance(phone, str) or not isinstance(text, str) or not text.strip():
-            return 400, {"error": "expected JSON with string fields 'from' and 'text'"}
+        phone, text, message_id = body.get("from"), body.get("text"), body.get("id")
+        if not all(isinstance(v, str) for v in (phone, text, message_id)) or not str(text).strip():
+            return 400, {"error": "expected JSON with string fields 'from', 'text' and 'id'"}
         if "storage" not in state:
             state["storage"] = await open_storage()
         manager = SessionManager(state["storage"], workspace_id=WORKSPACE, registry=registry)
-        session, _ = await manager.get_or_create_session(
-            agent_id=AGENT, conversation_id=f"whatsapp:{phone}", contact_id=phone
-        )
-        user_turn = await manager.add_turn(session.id, role="user", content=text)
-        intent, captured = detect_intent(text)  # a model call: outside any retry
-        await manager.add_intent_seen(session.id, intent)
-        if captured:
-            await manager.update_captured_data(session.id, captured)
-        reply = compose_reply(intent)  # a model call: outside any retry
-        agent = manager.registry.get(AGENT)
-
-        def decide(current: Session) -> SessionChange:
-            # Re-run on every attempt with a fresh read: decide from what is stored now.
-            target = NEXT_MODE.get(intent)
-            moves = target is not None and agent.states.can_move(current.current_mode, target)
-            return SessionChange(
-                current_mode=target if moves else None,
-                turns=[NewTurn(role=Role.ASSISTANT, content=reply)],
+        receipt = await manager.receive(
+            InboundMessage(
+                agent_id=AGENT,
+                conversation_id=f"whatsapp:{phone}",
+                contact_id=str(phone),
+                message_id=str(message_id),
+                content=str(text),
             )
-
-        result = await manager.retry_on_conflict(session.id, decide)
-        assert result is not None
-        return 200, {
-            "session_id": session.id,
-            "turn": user_turn.turn_number,
-            "mode": result.session.current_mode,
-            "reply": reply,
+        )
+        answer: dict[str, Any] = {
+            "session_id": receipt.session.id,
+            "turn": receipt.turn.turn_number,
+            "duplicate": receipt.duplicate,  # a redelivery: 200, nothing done
+            "replies": [],
         }
+        run = receipt.run  # None: another request is answering this conversation
+        while run is not None:
+            reply, change = respond_to(manager.registry, run)  # model calls: outside storage
+            try:
+                done = await manager.complete(run, change)
+            except RunSupersededError:
+                break  # a newer run took the conversation over and answers these too
+            answer["replies"].append(reply)
+            answer["mode"] = done.session.current_mode
+            run = done.next_run  # what the user sent meanwhile
+        return 200, answer
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -140,7 +168,7 @@ def create_app(
             return
         try:
             status, payload = await handle(body if isinstance(body, dict) else {})
-        except SessionClosedError as exc:
+        except (SessionClosedError, ConversationBusyError) as exc:
             status, payload = 409, {"error": str(exc)}
         except ValueError as exc:  # text no storage accepts (NUL, lone surrogates, ...)
             status, payload = 400, {"error": str(exc)}

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from frontdesk import AgentRegistry, InMemoryStorage, SessionManager
+from frontdesk.testing import InstrumentedStorage
 from tests.support.packages import run_ok, uv_executable
 
 ROOT = Path(__file__).parent.parent
@@ -161,30 +162,50 @@ def installed() -> AgentRegistry:
     return registry
 
 
-async def test_webhook_records_double_texts(installed: AgentRegistry) -> None:
+async def test_webhook_answers_double_texts_and_redeliveries(installed: AgentRegistry) -> None:
     sys.path.insert(0, str(ROOT))
     try:
         from examples.webhook import create_app
     finally:
         sys.path.remove(str(ROOT))
-    storage = InMemoryStorage()
+    storage = InstrumentedStorage(InMemoryStorage())
     app = create_app(storage=storage, registry=installed)
     transport = httpx.ASGITransport(app=app)
+    phone = "+34600111222"
     async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
         texts = ["Hola!", "¿Cuánto cuesta la crema?", "me lo llevo", "ana@example.com"]
         responses = await asyncio.gather(
-            *(client.post("/webhook", json={"from": "+34600111222", "text": t}) for t in texts)
+            *(
+                client.post("/webhook", json={"from": phone, "text": t, "id": f"wamid.{i}"})
+                for i, t in enumerate(texts)
+            )
         )
         assert [r.status_code for r in responses] == [200] * 4
         bodies = [r.json() for r in responses]
         assert len({b["session_id"] for b in bodies}) == 1
         assert len({b["turn"] for b in bodies}) == 4  # each message got its own turn
+        replies = sum(len(b["replies"]) for b in bodies)
+        assert 1 <= replies <= 4  # a burst may be answered once
+        assert storage.calls["receive"] == 4
+        assert storage.calls["complete"] == replies
+
+        # WhatsApp redelivers until it gets a 200: answered 200, nothing done.
+        storage.reset()
+        again = await client.post(
+            "/webhook", json={"from": phone, "text": texts[0], "id": "wamid.0"}
+        )
+        assert again.status_code == 200
+        assert again.json()["duplicate"] is True
+        assert again.json()["replies"] == []
+        assert dict(storage.calls) == {"receive": 1}
 
         assert (await client.post("/webhook", content=b"not json")).status_code == 400
         assert (await client.post("/webhook", json={"from": 1})).status_code == 400
+        no_id = await client.post("/webhook", json={"from": phone, "text": "hola"})
+        assert no_id.status_code == 400
         assert (await client.get("/webhook")).status_code == 405
         assert (await client.post("/elsewhere", json={})).status_code == 404
-        nul = await client.post("/webhook", json={"from": "+34600111222", "text": "a\x00b"})
+        nul = await client.post("/webhook", json={"from": phone, "text": "a\x00b", "id": "w.9"})
         assert nul.status_code == 400
         assert "NUL" in nul.json()["error"]
 
@@ -192,9 +213,9 @@ async def test_webhook_records_double_texts(installed: AgentRegistry) -> None:
     session = await manager.get_session(bodies[0]["session_id"])
     turns = await manager.get_turns(session.id)
     assert sorted(t.content for t in turns if t.role == "user") == sorted(texts)
-    assert len([t for t in turns if t.role == "assistant"]) == 4
-    assert [t.turn_number for t in turns] == list(range(1, 9))
-    assert len(session.state.intents_seen) == 4
+    assert len([t for t in turns if t.role == "assistant"]) == replies
+    assert [t.turn_number for t in turns] == list(range(1, 5 + replies))
+    assert len(session.state.intents_seen) == 4  # every message's intent, once
     assert session.state.captured_data == {"email": "ana@example.com"}
 
 
