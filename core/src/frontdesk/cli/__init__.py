@@ -19,7 +19,7 @@ import logging
 import click
 
 from .. import __version__
-from . import agents, chat, db, demo, plugins, sessions
+from . import agents, chat, db, demo, plugins, runs, sessions
 
 __all__ = ["create_cli", "main"]
 
@@ -28,6 +28,7 @@ _COMMANDS = (
     agents.command,
     plugins.command,
     sessions.command,
+    runs.command,
     chat.command,
     db.command,
     demo.command,

@@ -1,0 +1,99 @@
+"""`frontdesk runs resume`: answer the messages of runs whose worker crashed.
+
+A run holds a conversation until `complete`, or until it expires (the agent's
+`runs.timeout`). A worker that crashed mid-run leaves its messages to the conversation's
+next message, or to this command, run periodically (cron, a scheduler):
+
+    frontdesk runs resume --workspace acme --storage postgres --model agent
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ._output import count
+from .sessions import _run, _where
+
+if TYPE_CHECKING:
+    from ..engine import Engine, RunOutcome
+    from ..sessions import SessionManager
+
+__all__ = ["command"]
+
+OFFLINE = "offline"
+AGENT_MODELS = "agent"
+
+
+def command() -> click.Group:
+    """Build the `runs` group: resume."""
+
+    @click.group("runs")
+    def runs() -> None:
+        """The message pipeline's runs: pick up what crashed workers left.
+
+        Choose the workspace with --workspace or FRONTDESK_WORKSPACE, and the storage as
+        everywhere with --storage or FRONTDESK_STORAGE.
+        """
+
+    @runs.command("resume")
+    @_where
+    @click.option(
+        "--limit",
+        type=click.IntRange(1, 10_000),
+        default=100,
+        show_default=True,
+        help="Claim at most this many conversations.",
+    )
+    @click.option(
+        "-m",
+        "--model",
+        "model_id",
+        default=AGENT_MODELS,
+        show_default=True,
+        help=(
+            "The model for every call: 'agent' (the models each agent's config names), "
+            "'offline' (keyword matching, no key needed), or any model id a provider serves."
+        ),
+    )
+    def resume(workspace: str, storage_name: str, limit: int, model_id: str) -> None:
+        """Claim conversations whose run expired with unanswered messages; answer them.
+
+        Each claimed conversation gets a new run over every unanswered message, answered
+        by its agent and completed, as the crashed worker would have done.
+        """
+
+        async def resume_all(manager: SessionManager) -> list[list[RunOutcome]]:
+            engine = _engine(manager, model_id)
+            claimed = await manager.resume_abandoned(limit=limit)
+            return [await engine.answer(run) for run in claimed]
+
+        answered = _run(workspace, storage_name, "resume", resume_all)
+        messages = sum(len(outcome.inputs) for outcomes in answered for outcome in outcomes)
+        click.echo(
+            f"resumed {count(len(answered), 'conversation')} in workspace {workspace}: "
+            f"answered {count(messages, 'message')}"
+        )
+        for outcomes in answered:
+            for outcome in outcomes:
+                click.echo(
+                    f"  {outcome.session.id} ({outcome.session.conversation_id}): "
+                    f"{count(len(outcome.inputs), 'message')}, {outcome.decision}, "
+                    f"mode {outcome.mode}"
+                )
+
+    return runs
+
+
+def _engine(manager: SessionManager, model_id: str) -> Engine:
+    from ..engine import Engine, ModelProviders
+
+    if model_id == AGENT_MODELS:
+        return Engine(manager)
+    if model_id == OFFLINE:
+        from ..testing.offline import OfflineModel
+
+        return Engine(manager, model=OfflineModel(manager.registry.list()))
+    providers = ModelProviders()
+    return Engine(manager, model=providers.resolve(model_id), providers=providers)

@@ -1,0 +1,88 @@
+"""`frontdesk runs resume`: a crashed worker's messages are answered by the periodic job."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+from click.testing import CliRunner, Result
+
+from frontdesk import AgentRegistry, InboundMessage, RunsConfig, SessionManager
+from frontdesk.cli import create_cli
+from frontdesk.registry import use_default_registry
+from frontdesk.storage.sqlite import SQLiteStorage
+
+WORKSPACE = "shop"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(create_cli(), list(args), prog_name="frontdesk")
+
+
+@pytest.fixture
+def installed() -> Iterator[AgentRegistry]:
+    with use_default_registry(AgentRegistry(autodiscover=True)) as registry:
+        yield registry
+
+
+async def _crash_mid_run(path: Path, installed: AgentRegistry, texts: list[str]) -> str:
+    """A worker receives the messages, starts a run that expires fast, and dies."""
+    hasty = AgentRegistry()
+    sales = installed.get("sales")
+    hasty.register(attrs.evolve(sales, runs=RunsConfig(timeout=0.2), source=None))
+    storage = SQLiteStorage(path)
+    try:
+        manager = SessionManager(storage, workspace_id=WORKSPACE, registry=hasty)
+        session_id = ""
+        for number, text in enumerate(texts):
+            receipt = await manager.receive(
+                InboundMessage(
+                    agent_id="sales",
+                    conversation_id="wa:+34600111222",
+                    contact_id="+34600111222",
+                    message_id=f"wamid.{number}",
+                    content=text,
+                )
+            )
+            session_id = receipt.session.id
+        await asyncio.sleep(0.4)  # the run expires; nobody completes it
+        return session_id
+    finally:
+        await storage.aclose()
+
+
+def test_resume_answers_what_a_crashed_worker_left(
+    installed: AgentRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "sessions.db"
+    session_id = asyncio.run(_crash_mid_run(path, installed, ["hola", "¿tenéis crema?"]))
+    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(path))
+    args = ("runs", "resume", "--workspace", WORKSPACE, "--storage", "sqlite")
+    result = run(*args, "--model", "offline")
+    assert result.exit_code == 0, result.output
+    assert f"resumed 1 conversation in workspace {WORKSPACE}: answered 2 messages" in result.stdout
+    assert session_id in result.stdout
+
+    async def stored() -> list[str]:
+        storage = SQLiteStorage(path)
+        try:
+            manager = SessionManager(storage, workspace_id=WORKSPACE, registry=installed)
+            return [str(t.role) for t in await manager.get_turns(session_id)]
+        finally:
+            await storage.aclose()
+
+    assert asyncio.run(stored()) == ["user", "user", "assistant"]
+    again = run(*args, "--model", "offline")
+    assert "resumed 0 conversations" in again.stdout
+
+
+def test_resume_needs_a_workspace_and_a_real_store(installed: AgentRegistry) -> None:
+    result = run("runs", "resume", "--storage", "sqlite")
+    assert result.exit_code == 2
+    assert "--workspace" in result.stderr
+    memory = run("runs", "resume", "--workspace", WORKSPACE, "--storage", "memory")
+    assert memory.exit_code == 1
+    assert "holds nothing between processes" in memory.stderr
