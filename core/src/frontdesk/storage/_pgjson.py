@@ -311,6 +311,8 @@ def receive_params(delivery: Delivery) -> dict[str, Any]:
         params["p_received_at"] = delivery.received_at.isoformat()
     if delivery.idempotency_key is not None:
         params["p_idempotency_key"] = delivery.idempotency_key
+    if new.agent_version is not None:
+        params["p_agent_version"] = new.agent_version
     return params
 
 

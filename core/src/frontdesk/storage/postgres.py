@@ -122,6 +122,7 @@ _SIGNATURES: dict[str, dict[str, str]] = {
         "p_received_at": "timestamptz",
         "p_idempotency_key": "text",
         "p_state": "jsonb",
+        "p_agent_version": "text",
     },
     "frontdesk_complete": {
         "p_workspace_id": "text",

@@ -29,7 +29,7 @@ from ...pipeline import Completion, InboundMessage, Receipt, Run
 from ...registry import AgentRegistry
 from ...sessions import SessionChange, SessionManager
 from ...storage.base import StorageBackend
-from ..agents import TEST_AGENT_ID
+from ..agents import TEST_AGENT_ID, make_test_agent
 from ..instrumented import InstrumentedStorage
 from ._base import SHORT_RUNS_AGENT, ContractBase, pipeline_agent
 
@@ -125,6 +125,17 @@ class PipelineContract(ContractBase):
         assert run.session == receipt.session
         assert run.expires_at > receipt.turn.created_at
         assert list(await manager.get_turns(receipt.session.id)) == [receipt.turn]
+
+    async def test_a_session_made_by_receive_records_the_agent_version(
+        self, storage: StorageBackend, workspace_id: str
+    ) -> None:
+        registry = AgentRegistry()
+        registry.register(make_test_agent(version="2.1.0"))
+        manager = SessionManager(storage, workspace_id=workspace_id, registry=registry)
+        receipt = await manager.receive(message(TEST_AGENT_ID, "hola"))
+        assert receipt.session.agent_version == "2.1.0"
+        stored = await manager.get_session(receipt.session.id)
+        assert stored.agent_version == "2.1.0"
 
     async def test_turns_written_without_a_message_have_no_message_id(
         self, manager: SessionManager, session: Session
