@@ -18,6 +18,7 @@ from frontdesk import (
     PluginLoadError,
     PluginStatus,
     UnknownPluginError,
+    ValidationError,
 )
 from frontdesk.registry import ENTRY_POINT_GROUP, get_default_registry, use_default_registry
 
@@ -82,7 +83,7 @@ def test_register_twice_is_refused(registry: AgentRegistry, make_agent: MakeAgen
 
 
 def test_register_rejects_non_configs(registry: AgentRegistry) -> None:
-    with pytest.raises(TypeError, match="takes an AgentConfig"):
+    with pytest.raises(ValidationError, match="takes an AgentConfig"):
         registry.register({"id": "x"})  # type: ignore[arg-type]
 
 
@@ -470,7 +471,7 @@ def test_a_broken_register_tools_fails_its_package(
 
 
 def test_register_tool_takes_tools_only(registry: AgentRegistry) -> None:
-    with pytest.raises(TypeError, match="takes a Tool"):
+    with pytest.raises(ValidationError, match="takes a Tool"):
         registry.register_tool("check_stock")  # type: ignore[arg-type]
 
 

@@ -92,3 +92,15 @@ def test_a_backend_with_its_extra_installed_is_listed(make_distribution: Distrib
         metadata.write('Provides-Extra: fast\nRequires-Dist: pluggy>=1; extra == "fast"\n')
     assert "local" in available_storage()
     assert "local" not in installable_storage()
+
+
+async def test_a_factory_that_makes_no_backend_is_refused(
+    make_distribution: DistributionMaker,
+) -> None:
+    make_distribution(
+        "frontdesk-broken-store",
+        modules={"broken_store": "def make():\n    return object()\n"},
+        storage={"broken": "broken_store:make"},
+    )
+    with pytest.raises(StorageError, match="'broken' made a object, which does not implement"):
+        await open_storage("broken")

@@ -50,6 +50,7 @@ from .errors import (
     InvalidAgentConfigError,
     PluginLoadError,
     UnknownPluginError,
+    ValidationError,
 )
 from .tools import Tool
 
@@ -261,7 +262,9 @@ class AgentRegistry:
         `migrate` plays the `migrate_session` hook for an agent registered in code.
         """
         if not isinstance(config, AgentConfig):
-            raise TypeError(f"register() takes an AgentConfig, got {type(config).__name__}")
+            raise ValidationError(
+                "config", f"register() takes an AgentConfig, got {type(config).__name__}"
+            )
         self._ensure_discovered()
         with self._lock:
             claims = self._claims.get(config.id, [])
@@ -284,7 +287,9 @@ class AgentRegistry:
         package's. Returns the tool.
         """
         if not isinstance(tool, Tool):
-            raise TypeError(f"register_tool() takes a Tool, got {type(tool).__name__}")
+            raise ValidationError(
+                "tool", f"register_tool() takes a Tool, got {type(tool).__name__}"
+            )
         self._ensure_discovered()
         with self._lock:
             self._tools.setdefault(None, {})[tool.name] = tool

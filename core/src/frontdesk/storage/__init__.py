@@ -142,8 +142,8 @@ async def open_storage(name: str | None = None, **options: Any) -> StorageBacken
     if inspect.isawaitable(backend):
         backend = await backend
     if not isinstance(backend, StorageBackend):
-        raise TypeError(
+        raise StorageError(
             f"storage entry point {chosen!r} made a {type(backend).__name__}, "
-            "which does not implement StorageBackend"
+            "which does not implement StorageBackend; fix or uninstall the package providing it"
         )
     return backend
