@@ -103,8 +103,10 @@ class InMemoryStorage:
             )
             if outcome.existing_id is not None:
                 return self._read(self._records[outcome.existing_id]), outcome.created
-            record = self._insert(new, self._clock())
-            return self._read(record), True
+            record = self._new_record(new, self._clock())
+            answer = self._read(record)  # built before the write: nothing raises after it
+            self._store(record)
+            return answer, True
 
     async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
         await asyncio.sleep(0)
@@ -340,15 +342,18 @@ class InMemoryStorage:
                 raise SessionClosedError(session_id, current.status)
             if migration.expected_version != current.version:
                 raise VersionConflictError(session_id, migration.expected_version, current.version)
-            record.session = attrs.evolve(
+            session = attrs.evolve(
                 current,
                 version=current.version + 1,
                 current_mode=migration.current_mode,
                 agent_version=migration.agent_version,
                 updated_at=max(self._clock(), current.updated_at),
             )
-            record.state = _own(migration.state)
-            return self._read(record)
+            state = _own(migration.state)
+            answer = attrs.evolve(session, state=_own(state))  # before the write, as in commit
+            record.session = session
+            record.state = state
+            return answer
 
     def _remove(self, record: _Record) -> None:
         session = record.session
@@ -382,13 +387,20 @@ class InMemoryStorage:
         return answer
 
     def _insert(self, new: NewSession, now: datetime) -> _Record:
-        session = new_session(new, now)
-        record = _Record(attrs.evolve(session, state=SessionState()), _own(new.state))
-        conversation = (new.workspace_id, new.conversation_id, new.agent_id)
-        self._records[new.id] = record
-        self._active[conversation] = new.id
-        self._conversations.setdefault(conversation, []).append(new.id)
+        record = self._new_record(new, now)
+        self._store(record)
         return record
+
+    def _new_record(self, new: NewSession, now: datetime) -> _Record:
+        session = new_session(new, now)
+        return _Record(attrs.evolve(session, state=SessionState()), _own(new.state))
+
+    def _store(self, record: _Record) -> None:
+        session = record.session
+        conversation = (session.workspace_id, session.conversation_id, session.agent_id)
+        self._records[session.id] = record
+        self._active[conversation] = session.id
+        self._conversations.setdefault(conversation, []).append(session.id)
 
     def _find_message(
         self, conversation: tuple[str, str, str], message_id: str
