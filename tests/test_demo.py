@@ -8,7 +8,6 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import attrs
 import pytest
 from click.testing import CliRunner, Result
 
@@ -24,8 +23,9 @@ from frontdesk import (
 from frontdesk.cli import create_cli
 from frontdesk.cli.demo import ProgressLines
 from frontdesk.demo import MAX_CONVERSATIONS, MAX_TOTAL_MESSAGES, run_demo
+from frontdesk.pipeline import Receipt
 from frontdesk.registry import use_default_registry
-from frontdesk.storage import Commit, CommitResult, NewSession
+from frontdesk.storage import Delivery, NewSession
 from tests.support.gateway import PostgrestGateway
 
 from .conftest import DistributionMaker
@@ -46,12 +46,16 @@ def test_demo_runs_clean(installed: AgentRegistry) -> None:
     result = run("demo", "--conversations", "30", "--seed", "3")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "frontdesk demo (memory, seed 3)" in out
+    assert "frontdesk demo (memory, seed 3, policy merge)" in out
     assert re.search(r"^ lost updates +0 $", out, re.M), out
+    assert re.search(r"^ storage requests per message +2\.\d\d $", out, re.M), out
     for check in (
         "ok every message processed: no errors",
         "ok one session per conversation: 30 sessions",
         "ok lost updates: 0: every message found exactly once",
+        "ok duplicate turns: 0: every redelivery recognised",
+        "ok messages answered exactly once: each by one completed run",
+        "ok crashed worker's messages picked up: answered after its run expired",
         "ok gapless numbering",
         "ok versions count every write",
         "ok conversations ended",
@@ -63,10 +67,24 @@ async def test_demo_has_real_contention(installed: AgentRegistry) -> None:
     report = await run_demo(InMemoryStorage(), installed, conversations=40, seed=11)
     assert report.ok
     assert report.lost_updates == 0
-    assert report.conflicts > 0  # double-texting made workers collide, and they recovered
+    assert report.duplicates > 0  # redeliveries, recognised
+    assert report.deliveries == report.messages + report.duplicates
+    assert report.runs < report.messages  # bursts merged into one run
     assert report.sessions == 40
-    assert report.turns == 2 * report.messages
+    assert report.turns == report.messages + report.runs  # one reply per run
+    assert report.calls_per_message < 3
     assert {check.name for check in report.checks} >= {"lost updates", "gapless numbering"}
+
+
+@pytest.mark.parametrize("policy", ["merge", "enqueue", "interrupt", "reject"])
+async def test_every_policy_passes_the_checks(installed: AgentRegistry, policy: str) -> None:
+    report = await run_demo(InMemoryStorage(), installed, conversations=30, seed=7, policy=policy)
+    assert report.ok, [check for check in report.checks if not check.passed]
+    assert report.policy == policy
+    if policy == "enqueue":
+        assert report.runs == report.messages
+    if policy == "reject":
+        assert report.refused > 0
 
 
 async def test_a_seed_reproduces_the_traffic(installed: AgentRegistry) -> None:
@@ -79,34 +97,27 @@ async def test_a_seed_reproduces_the_traffic(installed: AgentRegistry) -> None:
     )
 
 
-class LastWriterWins(InMemoryStorage):
-    """A backend without optimistic locking: the demo's checks must catch it."""
+class NoDedupe(InMemoryStorage):
+    """A backend that records every delivery of a message: the demo's checks must catch it."""
 
-    async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
-        return await super().commit(
-            workspace_id, session_id, attrs.evolve(commit, expected_version=None)
-        )
+    def _find_message(self, conversation: object, message_id: str) -> None:
+        return None
 
 
-async def test_demo_catches_lost_updates(installed: AgentRegistry) -> None:
-    report = await run_demo(LastWriterWins(), installed, conversations=40, seed=11)
+async def test_demo_catches_a_backend_without_dedupe(installed: AgentRegistry) -> None:
+    report = await run_demo(NoDedupe(), installed, conversations=40, seed=11)
     assert not report.ok
-    assert report.lost_updates > 0
     failed = {check.name for check in report.checks if not check.passed}
-    assert "lost updates" in failed
+    assert "duplicate turns" in failed
 
 
 BROKEN_STORAGE = """
-import attrs
-
 from frontdesk.storage.memory import InMemoryStorage
 
 
-class LastWriterWins(InMemoryStorage):
-    async def commit(self, workspace_id, session_id, commit):
-        return await super().commit(
-            workspace_id, session_id, attrs.evolve(commit, expected_version=None)
-        )
+class NoDedupe(InMemoryStorage):
+    def _find_message(self, conversation, message_id):
+        return None
 """
 
 
@@ -116,11 +127,11 @@ def test_demo_fails_with_exit_code_one_when_a_check_fails(
     make_distribution(
         "frontdesk-broken-storage",
         modules={"broken_storage": BROKEN_STORAGE},
-        storage={"last-writer-wins": "broken_storage:LastWriterWins"},
+        storage={"no-dedupe": "broken_storage:NoDedupe"},
     )
-    result = run("demo", "--conversations", "40", "--seed", "11", "--storage", "last-writer-wins")
+    result = run("demo", "--conversations", "40", "--seed", "11", "--storage", "no-dedupe")
     assert result.exit_code == 1
-    assert "FAIL lost updates" in result.stdout
+    assert "FAIL duplicate turns" in result.stdout
 
 
 def test_demo_without_agents(registry: AgentRegistry) -> None:
@@ -148,7 +159,7 @@ def test_demo_on_supabase(
     monkeypatch.setenv("FRONTDESK_STORAGE", "supabase")
     result = run("demo", "--conversations", "12", "--workers", "8", "--seed", "2")
     assert result.exit_code == 0, result.output
-    assert "frontdesk demo (supabase, seed 2)" in result.stdout
+    assert "frontdesk demo (supabase, seed 2, policy merge)" in result.stdout
     assert "ok lost updates" in result.stdout
 
 
@@ -157,7 +168,7 @@ def test_demo_on_postgres(
 ) -> None:
     result = run("demo", "--storage", "postgres", "--conversations", "12", "--seed", "2")
     assert result.exit_code == 0, result.output
-    assert "frontdesk demo (postgres, seed 2)" in result.stdout
+    assert "frontdesk demo (postgres, seed 2, policy merge)" in result.stdout
     assert "ok lost updates" in result.stdout
 
 
@@ -167,7 +178,7 @@ def test_demo_on_sqlite(
     monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(tmp_path / "demo.db"))
     result = run("demo", "--storage", "sqlite", "--conversations", "12", "--seed", "2")
     assert result.exit_code == 0, result.output
-    assert "frontdesk demo (sqlite, seed 2)" in result.stdout
+    assert "frontdesk demo (sqlite, seed 2, policy merge)" in result.stdout
     assert "ok lost updates" in result.stdout
     assert (tmp_path / "demo.db").stat().st_size > 0
 
@@ -295,6 +306,9 @@ class WritesFail(InMemoryStorage):
             "create_session", "ConnectError: refused", may_have_applied=False
         )
 
+    async def receive(self, delivery: Delivery) -> Receipt:
+        raise StorageUnavailableError("receive", "ConnectError: refused", may_have_applied=False)
+
 
 async def test_nothing_stored_is_never_ok(installed: AgentRegistry) -> None:
     report = await run_demo(WritesFail(), installed, conversations=20, seed=4)
@@ -303,7 +317,7 @@ async def test_nothing_stored_is_never_ok(installed: AgentRegistry) -> None:
     processed = next(c for c in report.checks if c.name == "every message processed")
     # The same error, once, with how often it happened.
     assert processed.detail.startswith("1: StorageUnavailableError: storage operation")
-    assert f"({report.messages}x)" in processed.detail
+    assert f"({report.deliveries}x)" in processed.detail
     lost = next(c for c in report.checks if c.name == "lost updates")
     assert "20 conversations not checked" in lost.detail
     assert report.lost_updates == 20
@@ -344,6 +358,9 @@ from frontdesk.storage.memory import InMemoryStorage
 class WritesFail(InMemoryStorage):
     async def create_session(self, new, *, return_existing=False):
         raise StorageUnavailableError("create_session", "refused", may_have_applied=False)
+
+    async def receive(self, delivery):
+        raise StorageUnavailableError("receive", "refused", may_have_applied=False)
 """
 
 

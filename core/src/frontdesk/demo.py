@@ -1,17 +1,21 @@
 """`frontdesk demo`: simulated WhatsApp traffic against the installed agents, then checked.
 
 Many conversations run at once; users double- and triple-text, so several workers handle
-one conversation at the same moment. Each message is processed the way a webhook handler
-would, with the public API only:
+one conversation at the same moment, and the webhook redelivers some messages (2-3 times,
+some at the same moment). Each delivery is processed the way a webhook handler would, with
+the message pipeline only:
 
-1. `get_or_create_session` for the conversation;
-2. `add_turn` for the user's message, `add_intent_seen`, `update_captured_data`;
-3. `retry_on_conflict` to decide the next mode from the agent's state machine and record
-   the assistant's reply in the same atomic commit.
+1. `receive` records the message (a redelivery is a duplicate: nothing to do) and says
+   whether this worker answers now;
+2. for each run handed to the worker, the reply, the intents, the captured data and the
+   next mode (from the agent's state machine) are recorded by one `complete`, which hands
+   over whatever arrived meanwhile.
 
-When a conversation's messages are done it is closed, or handed off to a human. Then every
-conversation is checked: each message is found exactly once in the turns and the state,
-turn numbers have no gaps, the version counts every write. Nothing is assumed.
+One worker crashes mid-run: its messages are picked up after the run expires (by the
+conversation's next message, or by `resume_abandoned` at the end). When a conversation's
+messages are all answered it is closed, or handed off to a human. Then every conversation
+is checked: each message stored once and answered once, turn numbers without gaps, the
+version counting every write. Nothing is assumed.
 """
 
 from __future__ import annotations
@@ -27,12 +31,19 @@ from datetime import timedelta
 import attrs
 from attrs import define, field, frozen
 
-from .config import AgentConfig
-from .errors import FrontdeskError, StorageError, ValidationError
+from .config import AgentConfig, DoubleTexting, RunsConfig
+from .errors import (
+    ConversationBusyError,
+    FrontdeskError,
+    RunSupersededError,
+    StorageError,
+    ValidationError,
+)
 from .models import NewTurn, Role, Session, SessionStatus, Turn
+from .pipeline import InboundMessage, Run
 from .registry import AgentRegistry
 from .sessions import SessionChange, SessionManager
-from .storage.base import StorageBackend
+from .storage.base import AppendIntent, MergeCapturedData, MergeData, StateOp, StorageBackend
 from .testing.instrumented import InstrumentedStorage
 
 __all__ = [
@@ -114,9 +125,16 @@ def _generic_script(agent: AgentConfig) -> tuple[_Line, ...]:
 
 @define
 class _Stats:
-    conflicts: int = 0
-    retried: int = 0
+    duplicates: int = 0  # redeliveries recognised by receive
+    refused: int = 0  # deliveries refused under the reject policy (the sender retries)
+    superseded: int = 0  # runs taken over before they completed
+    runs: int = 0  # runs completed
+    resumed: int = 0  # runs claimed by resume_abandoned
     errors: Counter[str] = field(factory=Counter)  # by message, each with its count
+
+
+RUN_TIMEOUT = 1.0
+"""`runs.timeout` of the demo's agents, in seconds: how soon a crashed worker's run expires."""
 
 
 @frozen
@@ -124,6 +142,7 @@ class _Message:
     conversation: int
     index: int
     line: _Line
+    crash: bool = False  # this delivery's worker dies after receiving, before completing
 
 
 @define
@@ -135,6 +154,9 @@ class _Conversation:
     session_ids: set[str] = field(factory=set)
     remaining: int = 0
     final_status: SessionStatus | None = None  # what the committed ending chose
+    answered: Counter[int] = field(factory=Counter)  # message index -> completed runs
+    writes: int = 1  # the create, then each receive, complete and ending that applied
+    crashed: tuple[int, ...] = ()  # messages a crashed worker's run held
 
 
 @frozen
@@ -156,8 +178,13 @@ class DemoReport:
     messages: int
     sessions: int
     turns: int
-    conflicts: int
-    retries: int
+    deliveries: int
+    duplicates: int
+    refused: int
+    runs: int
+    superseded: int
+    resumed: int
+    policy: str
     storage_calls: int
     latency_ms: dict[str, float]
     elapsed: float
@@ -175,6 +202,7 @@ class DemoReport:
 
     @property
     def calls_per_message(self) -> float:
+        """Storage requests per message (redeliveries and retries included)."""
         return self.storage_calls / self.messages if self.messages else 0.0
 
 
@@ -223,6 +251,7 @@ async def run_demo(
     storage_name: str = "memory",
     on_progress: Callable[[int, int], None] | None = None,
     keep: bool = True,
+    policy: str = DoubleTexting.MERGE,
 ) -> DemoReport:
     """Run the simulation on `storage` with the agents of `registry`, and check it.
 
@@ -233,7 +262,8 @@ async def run_demo(
     The same `seed` gives the same traffic: who says what, in which bursts, in which order
     they arrive. How the workers interleave, and so the conflicts and the order of turns
     within a burst, depends on timing and varies from run to run; the checks hold for all.
-    `on_progress(done, total)` is called after each message.
+    `on_progress(done, total)` is called after each delivery. `policy` is the
+    double-texting policy every agent runs with (merge, enqueue, interrupt, reject).
 
     Three steps, each its own unit: the traffic (`_plan` and `_arrivals`), the workers
     (`_run_workers`, each message handled by `_handle_message`), the checks (`_verify`).
@@ -243,9 +273,11 @@ async def run_demo(
         assert report.ok, [check for check in report.checks if not check.passed]
     """
     check_demo_sizes(conversations, messages, workers)
-    agents = registry.list()
-    if not agents:
+    policy = DoubleTexting(policy)
+    if not registry.list():
         raise FrontdeskError("no agents installed: pip install frontdesk-sales (or another)")
+    registry = _with_runs(registry, policy)
+    agents = registry.list()
     seed = seed if seed is not None else random.SystemRandom().randrange(1, 1_000_000)
     rng = random.Random(seed)  # noqa: S311 - reproducible traffic, not secrets
     workspace = f"demo-{seed}-{uuid.uuid4().hex[:8]}"
@@ -265,6 +297,7 @@ async def run_demo(
         errors=stats.errors,
         on_progress=on_progress,
     )
+    await _resume_crashed(manager, plans, stats)
     elapsed = time.perf_counter() - started
     calls_during_run = measured.total
     latencies = [s for values in measured.durations.values() for s in values]
@@ -275,11 +308,16 @@ async def run_demo(
         seed=seed,
         storage=storage_name,
         conversations=conversations,
-        messages=len(arrivals),
+        messages=sum(len(plan.lines) for plan in plans),
         sessions=verified.sessions,
         turns=verified.turns,
-        conflicts=stats.conflicts,
-        retries=stats.retried,
+        deliveries=len(arrivals),
+        duplicates=stats.duplicates,
+        refused=stats.refused,
+        runs=stats.runs,
+        superseded=stats.superseded,
+        resumed=stats.resumed,
+        policy=str(policy),
         storage_calls=calls_during_run,
         latency_ms={
             "p50": _percentile(latencies, 0.5) * 1000,
@@ -352,7 +390,20 @@ def _arrivals(plans: Sequence[_Conversation], rng: random.Random) -> list[_Messa
             bursts.append([_Message(plan.number, i, plan.lines[i]) for i in range(index, end)])
             index = end
     rng.shuffle(bursts)
-    return [message for burst in bursts for message in burst]
+    arrivals = [message for burst in bursts for message in burst]
+    # Webhooks redeliver: about one message in six is delivered again, at once (beside the
+    # first delivery, so both run at the same moment) or later (after it was answered).
+    for message in list(arrivals):
+        if rng.random() < 1 / 6:
+            for _ in range(rng.choice((1, 2))):
+                at = arrivals.index(message) + 1 if rng.random() < 0.5 else len(arrivals)
+                arrivals.insert(at, message)
+    # One worker crashes: the first delivery of one conversation's first message.
+    if plans:
+        victim = rng.randrange(len(plans))
+        first = next(i for i, m in enumerate(arrivals) if m.conversation == victim)
+        arrivals[first] = attrs.evolve(arrivals[first], crash=True)
+    return arrivals
 
 
 # -- the workers ------------------------------------------------------------------------------
@@ -400,70 +451,112 @@ def _describe(exc: BaseException) -> str:
 async def _handle_message(
     manager: SessionManager, plan: _Conversation, message: _Message, stats: _Stats
 ) -> None:
-    """What a webhook handler does with one inbound message; ends the conversation after
-    its last one."""
-    session, _ = await manager.get_or_create_session(
+    """What a webhook handler does with one delivery: receive it, answer every run it is
+    handed; under `reject`, a refused message is sent again a moment later."""
+    inbound = InboundMessage(
         agent_id=plan.agent.id,
         conversation_id=f"whatsapp:+3460{plan.number:07d}",
         contact_id=f"+3460{plan.number:07d}",
+        message_id=f"demo-{plan.number}-{message.index}",
+        content=f"[m{message.index}] {message.line.text}",
     )
-    plan.session_ids.add(session.id)
-    tag = f"[m{message.index}]"
-    await manager.add_turn(
-        session.id,
-        role=Role.USER,
-        content=f"{tag} {message.line.text}",
-        intent_detected=message.line.intent,
-        confidence=0.9,
-        tokens_used=12,
-    )
-    await manager.add_intent_seen(session.id, message.line.intent)
-    if message.line.captured:
-        await manager.update_captured_data(session.id, dict(message.line.captured))
-
-    def decide(current: Session) -> SessionChange:
-        target = _NEXT_MODE.get(plan.agent.id, {}).get(message.line.intent)
-        moves = target is not None and plan.agent.states.can_move(current.current_mode, target)
-        handled = int(current.state.data.get("messages_handled", 0)) + 1
-        mode = target if moves else current.current_mode
-        # The mode decided is also written into the state, in the same commit: the checks
-        # compare the two, so a backend that drops either is caught.
-        data = {**current.state.data, "messages_handled": handled, "mode_decided": mode}
-        return SessionChange(
-            current_mode=target if moves else None,
-            state=attrs.evolve(current.state, data=data),
-            turns=(NewTurn(role=Role.ASSISTANT, content=f"{tag} reply", tokens_used=40),),
-        )
-
-    await _commit_counted(manager, session.id, decide, stats)
-    plan.remaining -= 1
-    if plan.remaining == 0:  # the conversation's last message: end it
-
-        def finish(current: Session) -> SessionChange:
-            human = current.current_mode in _HUMAN_MODES
-            plan.final_status = SessionStatus.HANDED_OFF if human else plan.ending
-            return SessionChange(status=plan.final_status)
-
-        await _commit_counted(manager, session.id, finish, stats)
+    while True:
+        try:
+            receipt = await manager.receive(inbound)
+            break
+        except ConversationBusyError:
+            stats.refused += 1
+            await asyncio.sleep(0.02)  # the sender tries again
+    plan.session_ids.add(receipt.session.id)
+    if receipt.duplicate:
+        stats.duplicates += 1
+        return
+    plan.writes += 1
+    if receipt.run is not None and message.crash:
+        # The worker dies here: the run it holds expires after RUN_TIMEOUT.
+        plan.crashed = tuple(_index(turn) for turn in receipt.run.inputs)
+        return
+    await _answer(manager, plan, receipt.run, stats)
 
 
-async def _commit_counted(
-    manager: SessionManager,
-    session_id: str,
-    decide: Callable[[Session], SessionChange],
-    stats: _Stats,
+async def _answer(
+    manager: SessionManager, plan: _Conversation, run: Run | None, stats: _Stats
 ) -> None:
-    """`retry_on_conflict`, counting the conflicts (each one re-runs `decide`)."""
-    attempts = 0
+    """Answer `run` and every run handed over after it; end the conversation after its
+    last message."""
+    while run is not None:
+        try:
+            done = await manager.complete(run, _reply(plan, run))
+        except RunSupersededError:
+            stats.superseded += 1  # the run that took over answers these messages
+            return
+        stats.runs += 1
+        plan.writes += 1
+        plan.answered.update(_index(turn) for turn in run.inputs)
+        run = done.next_run
+        if run is None and len(plan.answered) == len(plan.lines) and plan.final_status is None:
+            human = done.session.current_mode in _HUMAN_MODES
+            plan.final_status = SessionStatus.HANDED_OFF if human else plan.ending
+            await manager.commit(
+                done.session.id, SessionChange(status=plan.final_status), expected_version=None
+            )
+            plan.writes += 1
 
-    def counted(current: Session) -> SessionChange:
-        nonlocal attempts
-        attempts += 1
-        return decide(current)
 
-    await manager.retry_on_conflict(session_id, counted, attempts=50)
-    stats.conflicts += attempts - 1
-    stats.retried += attempts > 1
+def _index(turn: Turn) -> int:
+    """The message index a user turn carries in its `[mN]` tag."""
+    return int(turn.content[2 : turn.content.index("]")])
+
+
+def _reply(plan: _Conversation, run: Run) -> SessionChange:
+    """What the agent decides for a run: every input's intent and data, the next mode (as
+    the state machine allows) and one reply."""
+    ops: list[StateOp] = []
+    start = mode = run.session.current_mode
+    for turn in run.inputs:
+        line = plan.lines[_index(turn)]
+        ops.append(AppendIntent(line.intent))
+        if line.captured:
+            ops.append(MergeCapturedData(dict(line.captured)))
+        # One move per run, from the mode the run started in: the last one allowed wins.
+        target = _NEXT_MODE.get(plan.agent.id, {}).get(line.intent)
+        if target is not None and plan.agent.states.can_move(start, target):
+            mode = target
+    handled = int(run.session.state.data.get("messages_handled", 0)) + len(run.inputs)
+    # The mode decided is also written into the state, in the same commit: the checks
+    # compare the two, so a backend that drops either is caught.
+    ops.append(MergeData({"messages_handled": handled, "mode_decided": mode}))
+    tags = "".join(f"[m{_index(turn)}]" for turn in run.inputs)
+    return SessionChange(
+        current_mode=mode if mode != run.session.current_mode else None,
+        state_ops=ops,
+        turns=(NewTurn(role=Role.ASSISTANT, content=f"{tags} reply", tokens_used=40),),
+    )
+
+
+async def _resume_crashed(
+    manager: SessionManager, plans: Sequence[_Conversation], stats: _Stats
+) -> None:
+    """After the traffic, what crashed workers left: wait for their runs to expire, then
+    claim and answer them, as `frontdesk runs resume` does."""
+    waiting = [plan for plan in plans if len(plan.answered) < len(plan.lines)]
+    if not waiting:
+        return
+    await asyncio.sleep(RUN_TIMEOUT * 1.2)
+    by_session = {sid: plan for plan in plans for sid in plan.session_ids}
+    while runs := await manager.resume_abandoned(limit=100):
+        stats.resumed += len(runs)
+        for run in runs:
+            await _answer(manager, by_session[run.session.id], run, stats)
+
+
+def _with_runs(registry: AgentRegistry, policy: DoubleTexting) -> AgentRegistry:
+    """A registry of the same agents, each running with `policy` and a short run timeout."""
+    demo = AgentRegistry()
+    for agent in registry.list():
+        runs = RunsConfig(double_texting=policy, timeout=RUN_TIMEOUT, history_turns=10)
+        demo.register(attrs.evolve(agent, runs=runs))
+    return demo
 
 
 # -- the checks -------------------------------------------------------------------------------
@@ -534,6 +627,9 @@ async def _verify(
             per_conversation=False,
         ),
         findings.check("lost updates", "0: every message found exactly once"),
+        findings.check("duplicate turns", "0: every redelivery recognised"),
+        findings.check("messages answered exactly once", "each by one completed run"),
+        findings.check("crashed worker's messages picked up", "answered after its run expired"),
         findings.check("gapless numbering", "turns and intents numbered 1..n"),
         findings.check("versions count every write", "all match"),
         findings.check("modes as decided", "every stored mode is the last one decided"),
@@ -548,14 +644,20 @@ def _compare(
 ) -> None:
     """Compare one conversation's stored session and turns with what it sent."""
     sent = Counter(f"[m{i}] {line.text}" for i, line in enumerate(plan.lines))
-    replies = Counter(f"[m{i}] reply" for i in range(len(plan.lines)))
     stored_user = Counter(t.content for t in turns if t.role is Role.USER)
-    stored_replies = Counter(t.content for t in turns if t.role is Role.ASSISTANT)
     intents = Counter(i.intent for i in session.state.intents_seen)
     expected_captured = {k: v for line in plan.lines for k, v in line.captured}
+    message_ids = [t.message_id for t in turns if t.role is Role.USER]
+    if len(message_ids) != len(set(message_ids)) or any(
+        times > 1 for times in stored_user.values()
+    ):
+        findings.add("duplicate turns", name)
+    if plan.answered != Counter(range(len(plan.lines))):
+        findings.add("messages answered exactly once", name)
+    if plan.crashed and not all(plan.answered[i] == 1 for i in plan.crashed):
+        findings.add("crashed worker's messages picked up", name)
     if (
-        stored_user != sent
-        or stored_replies != replies
+        set(stored_user) != set(sent)
         or intents != Counter(line.intent for line in plan.lines)
         or dict(session.state.captured_data) != expected_captured
         or session.state.data.get("messages_handled") != len(plan.lines)
@@ -565,8 +667,8 @@ def _compare(
         i.order for i in session.state.intents_seen
     ] != list(range(1, len(session.state.intents_seen) + 1)):
         findings.add("gapless numbering", name)
-    # create + (turn, intent, captured?, commit) per message + the ending.
-    writes = 1 + sum(3 + bool(line.captured) for line in plan.lines) + 1
+    # The create, then every receive, complete and ending that applied.
+    writes = plan.writes
     if session.version != writes:
         findings.add(
             "versions count every write", f"{name}: version {session.version}, expected {writes}"

@@ -11,6 +11,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
+from ..config import DoubleTexting
 from ..demo import (
     MAX_CONVERSATIONS,
     MAX_MESSAGES,
@@ -68,6 +69,13 @@ def command() -> click.Command:
     @click.option(
         "--keep", is_flag=True, help="Keep the demo's sessions instead of deleting them at the end."
     )
+    @click.option(
+        "--policy",
+        type=click.Choice([str(p) for p in DoubleTexting]),
+        default=str(DoubleTexting.MERGE),
+        show_default=True,
+        help="What a message that arrives during a run does (the agents' runs.double_texting).",
+    )
     def demo(
         conversations: int,
         messages: int,
@@ -75,12 +83,15 @@ def command() -> click.Command:
         seed: int | None,
         storage_name: str,
         keep: bool,
+        policy: str,
     ) -> None:
         """Simulate busy WhatsApp traffic against the installed agents, then check it.
 
-        Users double- and triple-text, so several workers write to one conversation at
-        once. Every message is then looked for in the stored turns and state: the run
-        fails (exit 1) if anything was lost, duplicated or misnumbered. Progress goes to
+        Users double- and triple-text, so several workers handle one conversation at
+        once; the webhook redelivers some messages; one worker crashes mid-run. Every
+        message goes through the pipeline (receive, then complete) and is then looked for
+        in the stored turns and state: the run fails (exit 1) if anything was lost,
+        duplicated, answered twice or misnumbered. Progress goes to
         stderr: a bar on a terminal, otherwise a line every few seconds on long runs.
 
         With --storage sqlite, postgres or supabase the sessions are written to that
@@ -92,7 +103,9 @@ def command() -> click.Command:
             check_demo_sizes(conversations, messages, workers)
         except ValidationError as exc:
             raise click.UsageError(str(exc)) from exc
-        report = asyncio.run(_run(conversations, messages, workers, seed, storage_name, keep))
+        report = asyncio.run(
+            _run(conversations, messages, workers, seed, storage_name, keep, policy)
+        )
         _print_report(report)
         if not report.ok:
             raise SystemExit(1)
@@ -107,6 +120,7 @@ async def _run(
     seed: int | None,
     storage_name: str,
     keep: bool,
+    policy: str,
 ) -> DemoReport:
     from ..demo import run_demo
     from ..storage import open_storage
@@ -131,6 +145,7 @@ async def _run(
                 storage_name=storage_name,
                 on_progress=on_progress,
                 keep=keep,
+                policy=policy,
             )
     finally:
         await storage.aclose()
@@ -191,7 +206,8 @@ def _print_report(report: DemoReport) -> None:
     from rich.table import Table
 
     out = console(highlight=False)
-    table = Table(title=f"frontdesk demo ({report.storage}, seed {report.seed})", box=None)
+    title = f"frontdesk demo ({report.storage}, seed {report.seed}, policy {report.policy})"
+    table = Table(title=title, box=None)
     table.add_column("")
     table.add_column("", justify="right")
     rows = [
@@ -199,10 +215,14 @@ def _print_report(report: DemoReport) -> None:
         ("messages", f"{report.messages}"),
         ("sessions", f"{report.sessions}"),
         ("turns", f"{report.turns}"),
-        ("version conflicts detected", f"{report.conflicts}"),
-        ("commits that needed a retry", f"{report.retries}"),
+        ("deliveries (redeliveries included)", f"{report.deliveries}"),
+        ("duplicate deliveries recognised", f"{report.duplicates}"),
+        ("runs completed", f"{report.runs}"),
+        ("runs superseded (interrupt)", f"{report.superseded}"),
+        ("deliveries refused (reject)", f"{report.refused}"),
+        ("runs resumed after a crash", f"{report.resumed}"),
         ("lost updates", f"{report.lost_updates}"),
-        ("storage calls per message", f"{report.calls_per_message:.2f}"),
+        ("storage requests per message", f"{report.calls_per_message:.2f}"),
         (
             "storage call latency",
             "p50 {p50:.2f} ms, p95 {p95:.2f} ms, p99 {p99:.2f} ms".format(**report.latency_ms),
