@@ -203,3 +203,8 @@ def test_json_objects_and_text_maps() -> None:
         check_text_map("captured_data", [("a", "b")])
     with pytest.raises(ValidationError, match="NUL"):
         check_text_map("captured_data", {"a": "\x00"})
+
+
+def test_json_accepts_subclasses_of_the_builtin_types() -> None:
+    value = {"role": Role.USER, "items": (1, 2), "nested": [{"k": Role.TOOL}]}
+    assert check_json("data", value) is value

@@ -189,7 +189,8 @@ def check_json(
     None; nested at most `max_depth` deep and at most `max_size` bytes as compact UTF-8
     JSON; no NUL and no lone surrogate in any string or key.
     """
-    _walk(field, value, max_depth)
+    if not _plain(value, max_depth):
+        _walk(field, value, max_depth)  # finds what is wrong, and where, or accepts subclasses
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:  # e.g. an integer too long to print
@@ -225,6 +226,38 @@ def check_text_map(field: str, value: object, *, max_size: int = MAX_JSON_SIZE) 
             raise ValidationError(f"{field}[{key!r}]", f"must be a string, got {_describe(item)}")
     check_json(field, result, max_size=max_size)
     return result
+
+
+def _plain(value: object, max_depth: int) -> bool:
+    """Whether `value` is plain JSON of exact builtin types: the fast path, keeping no paths."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        kind = type(item)
+        if kind is str:
+            if "\x00" in item or (not item.isascii() and _SURROGATE.search(item)):
+                return False
+        elif kind is dict:
+            if depth >= max_depth:
+                return False
+            for key, child in item.items():
+                if type(key) is not str or "\x00" in key:
+                    return False
+                if not key.isascii() and _SURROGATE.search(key):
+                    return False
+                push((child, depth + 1))
+        elif kind is list or kind is tuple:
+            if depth >= max_depth:
+                return False
+            for child in item:
+                push((child, depth + 1))
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif not (item is None or kind is int or kind is bool):
+            return False
+    return True
 
 
 def _walk(field: str, value: object, max_depth: int) -> None:
