@@ -6,10 +6,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from frontdesk import ConflictError, SessionStatus
+from frontdesk import (
+    AgentRegistry,
+    ConflictError,
+    InboundMessage,
+    SessionChange,
+    SessionManager,
+    SessionStatus,
+)
 from frontdesk.storage import Capability, Commit, NewSession, StorageBackend
 from frontdesk.storage.memory import InMemoryStorage
-from frontdesk.testing import StorageContractTests
+from frontdesk.testing import TEST_AGENT_ID, StorageContractTests, make_test_agent
 
 
 class TestInMemoryContract(StorageContractTests):
@@ -69,3 +76,25 @@ def test_repr_names_the_class_a_subclass_included() -> None:
 
     assert repr(InMemoryStorage()) == "<InMemoryStorage sessions=0>"
     assert repr(Audited()) == "<Audited sessions=0>"
+
+
+async def test_erasing_a_contact_leaves_nothing_of_its_conversations() -> None:
+    registry = AgentRegistry()
+    registry.register(make_test_agent())
+    storage = InMemoryStorage()
+    manager = SessionManager(storage, workspace_id="w", registry=registry)
+    message = InboundMessage(
+        agent_id=TEST_AGENT_ID,
+        conversation_id="wa:+34600111222",
+        contact_id="+34600111222",
+        message_id="wamid.1",
+        content="hola",
+    )
+    receipt = await manager.receive(message)
+    assert receipt.run is not None
+    await manager.complete(receipt.run, SessionChange(), idempotency_key="k")
+    report = await manager.erase_contact("+34600111222")
+    assert report.sessions == 1
+    assert "+34600111222" not in repr(vars(storage))  # no index, record or key keeps it
+    again = await manager.receive(message)  # a new conversation: not a duplicate
+    assert not again.duplicate

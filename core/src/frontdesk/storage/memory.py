@@ -361,6 +361,12 @@ class InMemoryStorage:
         key = (session.workspace_id, session.conversation_id, session.agent_id)
         if self._active.get(key) == session.id:
             del self._active[key]
+        # The message-id index goes with the session: nothing about the conversation stays.
+        others = [sid for sid in self._conversations.get(key, ()) if sid != session.id]
+        if others:
+            self._conversations[key] = others
+        else:
+            self._conversations.pop(key, None)
 
     async def aclose(self) -> None:
         """Nothing to release; the data stays readable until the object is dropped."""

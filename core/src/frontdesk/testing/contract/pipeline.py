@@ -478,6 +478,20 @@ class PipelineContract(ContractBase):
         with pytest.raises(RunSupersededError):
             await manager.extend(first.run)
 
+    async def test_erasing_the_contact_removes_what_the_pipeline_stored(
+        self, manager: SessionManager
+    ) -> None:
+        """Message ids and idempotency records go with the sessions: nothing answers for them."""
+        first = await manager.receive(message(MERGE, "hola"), idempotency_key="delivery-1")
+        assert first.run is not None
+        await manager.complete(first.run, reply(first.run))
+        report = await manager.erase_contact("contact-1")
+        assert report.sessions == 1
+        again = await manager.receive(message(MERGE, "hola"), idempotency_key="delivery-1")
+        assert not again.duplicate  # neither the message id nor the key is remembered
+        assert again.session.id != first.session.id
+        assert again.turn.turn_number == 1
+
     # -- idempotent writes -----------------------------------------------------------------
 
     async def test_a_write_repeated_with_its_key_applies_once(
