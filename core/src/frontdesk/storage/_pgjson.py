@@ -203,7 +203,8 @@ def turn_from_json(data: Mapping[str, Any]) -> Turn:
         role=Role(data["role"]),
         content=data["content"],
         intent_detected=data["intent_detected"],
-        confidence=data["confidence"],
+        # A whole number comes back from jsonb as a JSON integer: keep it a float everywhere.
+        confidence=None if data["confidence"] is None else float(data["confidence"]),
         tools_called=tuple(
             ToolCall(call["name"], call.get("input"), call.get("output"))
             for call in data["tools_called"]

@@ -456,5 +456,7 @@ class BadInputContract(ContractBase):
             intent_detected=long_id,
         )
         assert (turn.turn_number, turn.tokens_used, turn.confidence) == (1, MAX_INT32, 1.0)
+        assert isinstance(turn.confidence, float)  # 1 given, a float stored, on every backend
+        assert isinstance((await manager.get_turns(session.id))[0].confidence, float)
         assert list(await manager.get_turns(session.id, limit=MAX_INT32)) == [turn]
         assert await manager.get_total_tokens_used(session.id) == MAX_INT32
