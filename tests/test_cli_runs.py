@@ -86,3 +86,34 @@ def test_resume_needs_a_workspace_and_a_real_store(installed: AgentRegistry) -> 
     memory = run("runs", "resume", "--workspace", WORKSPACE, "--storage", "memory")
     assert memory.exit_code == 1
     assert "holds nothing between processes" in memory.stderr
+
+
+def test_resume_without_a_key_fails_in_one_line_and_hands_nothing_off(
+    installed: AgentRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "sessions.db"
+    session_id = asyncio.run(_crash_mid_run(path, installed, ["hola"]))
+    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(path))
+    monkeypatch.setenv("LLM_USER_PATH", str(tmp_path))
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    result = run("runs", "resume", "--workspace", WORKSPACE, "--storage", "sqlite")
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: model ")
+
+    async def stored() -> tuple[str, dict[str, object], list[str]]:
+        storage = SQLiteStorage(path)
+        try:
+            manager = SessionManager(storage, workspace_id=WORKSPACE, registry=installed)
+            session = await manager.get_session(session_id)
+            turns = await manager.get_turns(session_id)
+            return str(session.status), dict(session.state.data), [str(t.role) for t in turns]
+        finally:
+            await storage.aclose()
+
+    status, data, roles = asyncio.run(stored())
+    assert (status, roles) == ("active", ["user"])
+    assert "handoff_reason" not in data

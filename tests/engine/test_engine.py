@@ -13,6 +13,7 @@ from frontdesk import (
     AgentConfig,
     AgentRegistry,
     Engine,
+    EngineError,
     InboundMessage,
     InMemoryStorage,
     ModelNotFoundError,
@@ -24,6 +25,7 @@ from frontdesk import (
     SessionStatus,
     Tool,
     Usage,
+    ValidationError,
 )
 from frontdesk.engine import Decision, EngineSettings, ModelProviders
 from frontdesk.testing import InstrumentedStorage, ScriptedModel, make_test_agent
@@ -326,3 +328,67 @@ async def test_a_long_run_keeps_the_conversation(
 
     assert later[0].run is None  # the run was still live: the message waited for it
     assert [[t.content for t in o.inputs] for o in outcomes] == [["hola"], ["¿sigues ahí?"]]
+
+
+# -- the setup: refused early, never turned into a hand-off ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"manager": None}, "manager"),
+        ({"model": "offline"}, "model"),
+        ({"providers": "llm"}, "providers"),
+        ({"settings": {"model_attempts": 1}}, "settings"),
+        ({"tools": "lookup"}, "tools"),
+        ({"tools": [object()]}, "tools[0]"),
+        ({"capture_content": "yes"}, "capture_content"),
+    ],
+    ids=["manager", "model", "providers", "settings", "tools", "tool", "capture_content"],
+)
+def test_the_constructor_refuses_arguments_of_the_wrong_kind(
+    storage: InstrumentedStorage, arguments: dict[str, Any], field: str
+) -> None:
+    manager = SessionManager(storage, workspace_id="tests", registry=AgentRegistry())
+    given = {"manager": manager, **arguments}
+    with pytest.raises(ValidationError) as caught:
+        Engine(given.pop("manager"), **given)
+
+    assert caught.value.field == field
+
+
+async def test_a_configuration_error_is_raised_and_the_run_answered_later(
+    make_engine: Callable[..., Any],
+) -> None:
+    agent = make_test_agent(runs=RunsConfig(timeout=0.2))
+    broken = ScriptedModel.answering(EngineError("model 'test-small' needs an API key"))
+    engine, manager, _ = make_engine(broken, agent=agent)
+    with pytest.raises(EngineError, match="needs an API key"):
+        await engine.handle(message("hola"))
+
+    [summary] = (await manager.list_sessions()).items
+    session = await manager.get_session(summary.id)
+    assert session.status is SessionStatus.ACTIVE
+    assert "handoff_reason" not in session.state.data
+    assert [t.role for t in await manager.get_turns(session.id)] == [Role.USER]
+
+    await asyncio.sleep(0.3)  # the run expires; the fixed setup picks its message up
+    fixed = Engine(manager, model=ScriptedModel.answering(intent("q", 0.9), answer()))
+    [run] = await manager.resume_abandoned(limit=10)
+    [outcome] = await fixed.answer(run)
+    assert outcome.decision is Decision.PROCEED
+    assert [t.content for t in outcome.inputs] == ["hola"]
+
+
+async def test_a_programming_error_is_raised_not_retried_nor_handed_off(
+    make_engine: Callable[..., Any],
+) -> None:
+    model = ScriptedModel.answering(AttributeError("'str' object has no attribute 'complete'"))
+    engine, manager, _ = make_engine(model)
+    with pytest.raises(AttributeError):
+        await engine.handle(message("hola"))
+
+    assert len(model.requests) == 1
+    [summary] = (await manager.list_sessions()).items
+    session = await manager.get_session(summary.id)
+    assert session.status is SessionStatus.ACTIVE

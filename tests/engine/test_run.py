@@ -511,15 +511,94 @@ async def test_an_orchestrator_failure_hands_off_keeping_the_intent(
     assert result.tokens_used == 15
 
 
-async def test_an_engine_error_is_not_retried(
+async def test_a_configuration_error_is_raised_not_retried_nor_handed_off(
     agent: AgentConfig, make_view: Callable[..., View], settings: EngineSettings
 ) -> None:
     model = ScriptedModel.answering(EngineError("model 'x' needs an API key"))
+    with pytest.raises(EngineError, match="needs an API key"):
+        await run(agent, make_view(), model, settings)
+
+    assert len(model.requests) == 1
+
+
+class _ProviderError(Exception):
+    """Shaped like openai's and anthropic's APIStatusError: the HTTP status as an attribute."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+class _Response:
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+
+
+class _HTTPStatusError(Exception):
+    """Shaped like httpx's HTTPStatusError: the status on `.response`."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.response = _Response(status_code)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [_ProviderError(401), _ProviderError(403), _HTTPStatusError(404)],
+    ids=["unauthorized", "forbidden", "unknown-model"],
+)
+async def test_a_provider_refusing_the_setup_is_a_configuration_error(
+    agent: AgentConfig, make_view: Callable[..., View], settings: EngineSettings, error: Exception
+) -> None:
+    model = ScriptedModel.answering(error)
+    with pytest.raises(EngineError, match="retrying cannot help") as caught:
+        await run(agent, make_view(), model, settings)
+
+    assert caught.value.__cause__ is error
+    assert len(model.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [_ProviderError(429), _ProviderError(503), _HTTPStatusError(500), ConnectionResetError()],
+    ids=["rate-limited", "unavailable", "server-error", "connection"],
+)
+async def test_a_transient_provider_error_is_retried_then_hands_off(
+    agent: AgentConfig, make_view: Callable[..., View], settings: EngineSettings, error: Exception
+) -> None:
+    model = ScriptedModel.answering(*[error] * settings.model_attempts)
+    result = await run(agent, make_view(), model, settings)
+
+    assert len(model.requests) == settings.model_attempts
+    assert result.decision is Decision.HANDOFF
+    assert f"failed {settings.model_attempts} times" in (result.handoff_reason or "")
+
+
+async def test_a_request_the_provider_refuses_hands_off_without_retrying(
+    agent: AgentConfig, make_view: Callable[..., View], settings: EngineSettings
+) -> None:
+    model = ScriptedModel.answering(_ProviderError(400))
     result = await run(agent, make_view(), model, settings)
 
     assert len(model.requests) == 1
     assert result.decision is Decision.HANDOFF
-    assert "needs an API key" in (result.handoff_reason or "")
+    assert "refused the request: _ProviderError: HTTP 400" in (result.handoff_reason or "")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [AttributeError("'str' object has no attribute 'x'"), TypeError("bad"), NameError("y")],
+    ids=["attribute", "type", "name"],
+)
+async def test_a_programming_error_is_raised_as_it_is(
+    agent: AgentConfig, make_view: Callable[..., View], settings: EngineSettings, error: Exception
+) -> None:
+    model = ScriptedModel.answering(error)
+    with pytest.raises(type(error)) as caught:
+        await run(agent, make_view(), model, settings)
+
+    assert caught.value is error
+    assert len(model.requests) == 1
 
 
 # -- tokens ----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 from attrs import frozen
 
 from ..config import AgentConfig
-from ..errors import RunSupersededError
+from ..errors import RunSupersededError, ValidationError
 from ..models import Session, ToolCall, Turn
 from ..pipeline import InboundMessage, Run
 from ..sessions import SessionManager
@@ -39,6 +39,24 @@ from .tracing import Tracing
 __all__ = ["Engine", "RunOutcome"]
 
 logger = logging.getLogger(__name__)
+
+
+_MODEL_CLIENT = (
+    "a ModelClient (an object with an async complete(request) method) or None; "
+    "for the offline model pass frontdesk.testing.OfflineModel(registry.list())"
+)
+
+
+def _kind(value: object) -> str:
+    text = repr(value)
+    shown = text if len(text) <= 40 else f"{text[:37]}..."
+    return f"{type(value).__name__} {shown}"
+
+
+def _check(value: object, kind: Any, name: str, wanted: str) -> None:
+    """Refuse a constructor argument of the wrong kind now, not in the middle of a run."""
+    if not isinstance(value, kind):
+        raise ValidationError(name, f"must be {wanted}, got {_kind(value)}")
 
 
 @frozen
@@ -85,6 +103,20 @@ class Engine:
         tracer_provider: Any = None,
         capture_content: bool = False,
     ) -> None:
+        _check(manager, SessionManager, "manager", "a SessionManager")
+        if model is not None:
+            _check(model, ModelClient, "model", _MODEL_CLIENT)
+        if providers is not None:
+            _check(providers, ModelProviders, "providers", "a ModelProviders or None")
+        if settings is not None:
+            _check(settings, EngineSettings, "settings", "an EngineSettings or None")
+        given: object = tools
+        if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
+            raise ValidationError("tools", f"must be an iterable of Tool, got {_kind(given)}")
+        tools = tuple(tools)
+        for index, tool in enumerate(tools):
+            _check(tool, Tool, f"tools[{index}]", "a Tool")
+        _check(capture_content, bool, "capture_content", "True or False")
         self.manager = manager
         self.model = model
         self.providers = providers if providers is not None else ModelProviders()
@@ -106,7 +138,9 @@ class Engine:
         that waits for the run in flight (that run's worker answers it), several when
         messages arrived during a run. A run taken over by another worker (the
         `interrupt` policy) stops without writing. The agent's models are resolved
-        before anything is recorded, so a model nobody serves fails here, cleanly.
+        before anything is recorded, so a model nobody serves fails here, cleanly. A wrong
+        setup found during a run (a missing API key) raises `EngineError` without writing
+        the run: it expires, and its messages are answered once the setup is fixed.
         """
         agent = self.manager.registry.get(message.agent_id)
         self._resolve(agent)

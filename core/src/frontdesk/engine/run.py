@@ -13,9 +13,16 @@ It never touches storage, so the pipeline stays at two storage requests per mess
    repair request, then the mode stays. Clarify: the orchestrator asks one question.
    Hand off: no orchestrator call; the agent's `handoff_message` is the reply.
 
-Failures end in a hand-off with the reason in `state.data["handoff_reason"]`: an answer
-that does not match its schema after one repair request, or a model that keeps failing
-(each call is retried with backoff, a bounded number of times).
+Failures of the conversation end in a hand-off with the reason in
+`state.data["handoff_reason"]`: an answer that does not match its schema after one repair
+request, a model that keeps failing transiently (timeouts, rate limits, server errors: each
+call is retried with backoff, a bounded number of times), or a request the provider
+refuses as such (HTTP 400, 413, 422). Failures of the setup are raised instead, before
+anything is recorded, so that no customer is handed off for them: an `EngineError` (a
+missing API key, a model nobody serves, a provider answering 401, 403 or 404) and
+programming errors (`TypeError`, `AttributeError`, ...). The run then expires and is
+answered once the setup is fixed (the conversation's next message, or
+`SessionManager.resume_abandoned`).
 """
 
 from __future__ import annotations
@@ -136,6 +143,32 @@ class _RunFailedError(Exception):
 
 
 ModelLookup = Callable[[str], ModelClient]
+
+_PROGRAMMING_ERRORS = (
+    AttributeError,
+    TypeError,
+    NameError,
+    AssertionError,
+    NotImplementedError,
+    ImportError,
+    RecursionError,
+)
+"""Errors that mean a bug in code, not a failing model: raised as they are, never retried."""
+
+_CONFIGURATION_STATUSES = frozenset({401, 403, 404})
+"""HTTP statuses a provider answers for a bad key, a forbidden or unknown model."""
+
+_TRANSIENT = frozenset({408, 409, 425, 429})
+"""4xx statuses worth retrying (timeouts, conflicts, rate limits); every 5xx is too."""
+
+
+def _status_code(exc: BaseException) -> int | None:
+    """The HTTP status of a provider library's error (openai, anthropic, httpx), if any."""
+    for holder in (exc, getattr(exc, "response", None)):
+        status = getattr(holder, "status_code", None)
+        if isinstance(status, int) and not isinstance(status, bool):
+            return status
+    return None
 
 
 async def run_agent(
@@ -357,17 +390,33 @@ class _Run:
                         response = await client.complete(request)
                 except ModelOutputError:
                     raise
-                except EngineError as exc:  # a missing key or the like: retrying cannot help
+                except EngineError as exc:
+                    # A missing key, a model nobody serves: the configuration is wrong, and
+                    # neither a retry nor a hand-off helps. Nothing is recorded; the run
+                    # expires and is answered once the configuration is fixed.
                     self.tracing.failed(span, type(exc).__name__)
-                    raise _RunFailedError(
-                        f"model {request.model!r} cannot be called: {exc}"
-                    ) from exc
+                    raise
+                except _PROGRAMMING_ERRORS:
+                    raise  # a bug in a client or a tool of ours: not the customer's problem
                 except TimeoutError:
                     failure = f"timed out after {settings.model_timeout:g}s"
                     self.tracing.failed(span, "timeout")
-                except Exception as exc:  # noqa: BLE001 - any provider error: retried, then a hand-off
-                    failure = f"{type(exc).__name__}: {exc}"
+                except Exception as exc:  # any provider error: sorted below
                     self.tracing.failed(span, type(exc).__name__)
+                    status = _status_code(exc)
+                    if status in _CONFIGURATION_STATUSES:
+                        raise EngineError(
+                            f"model {request.model!r} refused the request with HTTP {status} "
+                            f"({type(exc).__name__}: {exc}); check the model id, its API key "
+                            "and the agent's model options: retrying cannot help"
+                        ) from exc
+                    failure = f"{type(exc).__name__}: {exc}"
+                    if status is not None and 400 <= status < 500 and status not in _TRANSIENT:
+                        # This request cannot be answered (too long, refused by a filter):
+                        # retrying it changes nothing, a person can.
+                        raise _RunFailedError(
+                            f"model {request.model!r} refused the request: {failure}"
+                        ) from exc
                 else:
                     if not isinstance(response, ModelResponse):
                         raise TypeError(
