@@ -16,7 +16,8 @@ from ...errors import (
     VersionConflictError,
 )
 from ...lifecycle import ErasureReport, SessionMigration, SessionSummary
-from ...models import Session, SessionState, SessionStatus, Turn
+from ...models import NewTurn, Session, SessionState, SessionStatus, Turn
+from ...pipeline import InboundMessage
 from ...sessions import SessionChange, SessionManager
 from ...storage.base import StorageBackend
 from ..agents import TEST_AGENT_ID, make_test_agent
@@ -324,6 +325,54 @@ class LifecycleContract(ContractBase):
         again = await self._create(manager, "c1", contact="erase-me")
         assert await manager.get_turn_count(again.id) == 0
 
+    async def test_erase_contact_forgets_messages_runs_and_idempotency_keys(
+        self, manager: SessionManager
+    ) -> None:
+        message = InboundMessage(
+            agent_id=TEST_AGENT_ID,
+            conversation_id="wa:erase-me",
+            contact_id="erase-me",
+            message_id="wamid.1",
+            content="my address is Calle Mayor 1",
+        )
+        first = await manager.receive(message, idempotency_key="delivery-1")
+        assert first.run is not None
+        await manager.add_turn(
+            first.session.id, role="assistant", content="noted", idempotency_key="k"
+        )
+        report = await manager.erase_contact("erase-me")
+        assert report == ErasureReport(sessions=1, turns=2)
+        with pytest.raises(SessionNotFoundError):
+            await manager.complete(first.run, SessionChange(turns=[NewTurn("assistant", "late")]))
+        # Nothing remembers the message or the delivery: both come back as new.
+        again = await manager.receive(message, idempotency_key="delivery-1")
+        assert not again.duplicate
+        assert again.session.id != first.session.id
+        assert [t.content for t in await manager.get_turns(again.session.id)] == [message.content]
+
+    async def test_no_write_lands_after_delete_during_a_run(self, manager: SessionManager) -> None:
+        message = InboundMessage(
+            agent_id=TEST_AGENT_ID,
+            conversation_id="wa:1",
+            contact_id="u",
+            message_id="wamid.1",
+            content="hola",
+        )
+        receipt = await manager.receive(message)
+        assert receipt.run is not None
+        reply = SessionChange(turns=[NewTurn("assistant", "hi")])
+        outcomes = await gather_outcomes(
+            manager.complete(receipt.run, reply), manager.delete_session(receipt.session.id)
+        )
+        assert outcomes[1] is True
+        assert not isinstance(outcomes[0], BaseException) or isinstance(
+            outcomes[0], SessionNotFoundError
+        ), outcomes[0]
+        with pytest.raises(SessionNotFoundError):
+            await manager.get_session(receipt.session.id)
+        redelivered = await manager.receive(message)
+        assert not redelivered.duplicate, "the deleted session's message ids were kept"
+
     # -- agent versions and migrations -----------------------------------------------------
 
     async def test_session_records_agent_version(self, manager: SessionManager) -> None:
@@ -334,6 +383,17 @@ class LifecycleContract(ContractBase):
         assert (await manager.get_session(versioned.id)).agent_version == "2.0"
         listed = {item.id: item.agent_version for item in (await manager.list_sessions()).items}
         assert listed == {unversioned.id: None, versioned.id: "2.0"}
+        received = await manager.receive(
+            InboundMessage(
+                agent_id=OTHER_AGENT_ID,
+                conversation_id="c3",
+                contact_id="u",
+                message_id="wamid.1",
+                content="hola",
+            )
+        )
+        assert received.session.agent_version == "2.0"
+        assert (await manager.get_session(received.session.id)).agent_version == "2.0"
 
     async def test_migration_is_one_versioned_commit(
         self, manager: SessionManager, storage: StorageBackend, workspace_id: str
