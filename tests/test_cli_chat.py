@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +25,7 @@ def discovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Agen
         yield registry
 
 
-def chat(*args: str, lines: str) -> Result:
+def chat(*args: str, lines: str | bytes) -> Result:
     return CliRunner().invoke(create_cli(), ["chat", *args], input=lines, prog_name="frontdesk")
 
 
@@ -87,3 +90,61 @@ def test_end_of_input_ends_the_chat() -> None:
     result = chat("support", lines="")
     assert result.exit_code == 0, result.output
     assert "Type a message" in result.stdout
+
+
+def test_a_message_over_the_limit_is_reported_and_the_chat_goes_on() -> None:
+    result = chat("sales", lines="x" * 70_000 + "\nhola\n/quit\n")
+
+    assert result.exit_code == 0, result.output
+    [error] = result.stderr.splitlines()
+    assert error.startswith("Error: invalid content: is 70000 characters long")
+    assert "intent greeting (0.90) · proceed" in result.stdout
+
+
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C"], ids=["utf8-locale", "c-locale"])
+def test_input_that_is_not_utf8_is_reported_as_such_and_the_chat_goes_on(
+    tmp_path: Path, locale: str
+) -> None:
+    # A real process: how its standard input decodes bytes is what this is about.
+    env = {**os.environ, "LC_ALL": locale, "LANG": locale, "LLM_USER_PATH": str(tmp_path)}
+    env.pop("PYTHONIOENCODING", None)
+    result = subprocess.run(
+        [sys.executable, "-c", "from frontdesk.cli import main; main()", "chat", "sales"],
+        input="ñandú\n".encode("latin-1") + b"hola\n/quit\n",
+        capture_output=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    [error] = result.stderr.decode().splitlines()
+    assert error == "Error: the message is not valid UTF-8 text: check the terminal's encoding"
+    assert "intent greeting (0.90) · proceed" in result.stdout.decode()
+
+
+def test_an_empty_model_is_refused() -> None:
+    result = chat("sales", "--model", " ", lines="hola\n")
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: --model must name a model")
+
+
+@pytest.mark.parametrize(
+    ("agent", "text"),
+    [
+        ("sales", "quiero hablar con una persona"),
+        ("sales", "can I talk to a human?"),
+        ("support", "pásame con un agente, por favor"),
+    ],
+    ids=["sales-persona", "sales-human", "support-agente"],
+)
+def test_asking_for_a_person_hands_off_with_the_offline_model(agent: str, text: str) -> None:
+    result = chat(agent, lines=f"{text}\nhola\n")
+
+    assert result.exit_code == 0, result.output
+    assert "intent wants_human (0.00) · handoff" in result.stdout
+    assert "Una persona" in result.stdout
+    assert "chat ended" in result.stdout

@@ -117,3 +117,11 @@ def test_resume_without_a_key_fails_in_one_line_and_hands_nothing_off(
     status, data, roles = asyncio.run(stored())
     assert (status, roles) == ("active", ["user"])
     assert "handoff_reason" not in data
+
+
+def test_resume_refuses_an_empty_model(installed: AgentRegistry) -> None:
+    result = run("runs", "resume", "--workspace", WORKSPACE, "--storage", "sqlite", "--model", "")
+
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: --model must name a model")

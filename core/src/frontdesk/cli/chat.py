@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import sys
 import uuid
 from typing import TYPE_CHECKING
 
@@ -10,11 +12,12 @@ import click
 
 from ..engine import Engine, ModelProviders, RunOutcome
 from ..engine.client import ModelClient
+from ..errors import ValidationError
 from ..pipeline import InboundMessage
 from ..registry import AgentRegistry
 from ..sessions import SessionManager
 from ..storage.memory import InMemoryStorage
-from ._errors import one_line_errors
+from ._errors import one_line, one_line_errors
 from ._output import console
 from ._registry import load_registry
 
@@ -50,6 +53,10 @@ def command() -> click.Command:
 
         The conversation lives in memory and ends with /quit, end of input, or a hand-off.
         """
+        if not model_id.strip():
+            raise click.ClickException(
+                "--model must name a model: 'offline', 'agent' or a model id a provider serves"
+            )
         registry = load_registry()
         with one_line_errors():
             agent = registry.get(agent_id)
@@ -61,6 +68,10 @@ def command() -> click.Command:
         out.print(f"[bold]{agent.name}[/bold] ({agent.id}) · model: {label}", markup=True)
         out.print("Type a message; /quit to leave.", style="dim")
         conversation = f"chat:{uuid.uuid4()}"
+        if isinstance(sys.stdin, io.TextIOWrapper):
+            # Bytes that are not UTF-8 arrive as lone surrogates, to be reported per line,
+            # instead of a decoding error ending the chat.
+            sys.stdin.reconfigure(errors="surrogateescape")
         with one_line_errors():
             asyncio.run(_loop(engine, agent_id, conversation, out))
 
@@ -98,21 +109,41 @@ async def _loop(engine: Engine, agent_id: str, conversation: str, out: Console) 
             return
         if text.strip() in _QUIT:
             return
+        if not _is_utf8(text):
+            _error("the message is not valid UTF-8 text: check the terminal's encoding")
+            continue
         number += 1
-        outcomes = await engine.handle(
-            InboundMessage(
-                agent_id=agent_id,
-                conversation_id=conversation,
-                contact_id="terminal",
-                message_id=f"{conversation}:{number}",
-                content=text,
+        try:
+            outcomes = await engine.handle(
+                InboundMessage(
+                    agent_id=agent_id,
+                    conversation_id=conversation,
+                    contact_id="terminal",
+                    message_id=f"{conversation}:{number}",
+                    content=text,
+                )
             )
-        )
+        except ValidationError as exc:  # this message only (too long, ...): nothing was sent
+            _error(one_line(str(exc)))
+            continue
         for outcome in outcomes:
             _show(out, outcome)
             if outcome.decision == "handoff":
                 out.print("(the conversation was handed to a person; chat ended)", style="dim")
                 return
+
+
+def _is_utf8(text: str) -> bool:
+    """False for input that was not UTF-8: Python decodes its bytes to lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _error(text: str) -> None:
+    click.echo(f"Error: {text}", err=True)
 
 
 def _show(out: Console, outcome: RunOutcome) -> None:

@@ -61,8 +61,14 @@ def command() -> click.Group:
         """Claim conversations whose run expired with unanswered messages; answer them.
 
         Each claimed conversation gets a new run over every unanswered message, answered
-        by its agent and completed, as the crashed worker would have done.
+        by its agent and completed, as the crashed worker would have done. A wrong setup
+        (a missing API key) fails in one line and hands nothing off: the runs expire again
+        and the next resume, with the setup fixed, answers them.
         """
+        if not model_id.strip():
+            raise click.ClickException(
+                "--model must name a model: 'agent', 'offline' or a model id a provider serves"
+            )
 
         async def resume_all(manager: SessionManager) -> list[list[RunOutcome]]:
             engine = _engine(manager, model_id)

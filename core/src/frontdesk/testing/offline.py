@@ -12,6 +12,11 @@ starts with `[offline]`, so that nobody mistakes it for an agent's real answer.
   of them and 0.7 (the re-analyse band of the usual thresholds: a second look with the same
   answer makes it a clarify); one that matches nothing is `other` with 0.5 (clarify), and
   one with no words at all (emojis, punctuation) `other` with 0.2 (a hand-off).
+- A message that asks for a person is handed off, whatever else it says: the agent's
+  intent for that (the one whose name says `human` or `person`, such as `wants_human`)
+  with confidence 0, below every clarify threshold, as the offline model cannot serve it.
+  Its keywords are the words of that intent's name and description ("a person, an agent,
+  the owner") and a few fixed ones (`persona`, `humano`, `human`, `person`, ...).
 - The orchestrator moves to the allowed mode whose name shares most words with the intent
   (`provides_delivery_data` -> `collecting_delivery_data`), or stays.
 
@@ -60,6 +65,15 @@ _COMMON = frozenset(
         "something",
     }
 )
+
+
+# Words that ask for a person in the languages the bundled agents speak; an agent's own
+# human intent adds the words of its description.
+_HUMAN_WORDS = frozenset(
+    _w[:5]
+    for _w in ("persona", "humano", "human", "person", "people", "operador", "operator", "agente")
+)
+_HUMAN_NAME = re.compile(r"human|person")
 
 
 @frozen
@@ -130,10 +144,18 @@ class OfflineModel:
     def __init__(self, agents: Iterable[AgentConfig]) -> None:
         self._by_prompt: dict[str, AgentConfig] = {}
         self._intents: dict[str, tuple[_Intent, ...]] = {}
+        self._human: dict[str, tuple[str, frozenset[str]]] = {}
         for agent in agents:
             self._by_prompt[agent.intent_detector.system_prompt] = agent
             self._by_prompt[agent.orchestrator.system_prompt] = agent
-            self._intents[agent.id] = _intents(agent.intent_detector.system_prompt)
+            intents = _intents(agent.intent_detector.system_prompt)
+            self._intents[agent.id] = intents
+            human = next((i for i in intents if _HUMAN_NAME.search(i.name)), None)
+            if human is None:
+                self._human[agent.id] = ("other", _HUMAN_WORDS)
+            else:
+                own = {word for word in human.words if len(word) > 3} - {"wants"}
+                self._human[agent.id] = (human.name, _HUMAN_WORDS | own)
 
     def __repr__(self) -> str:
         return f"<OfflineModel agents={sorted(self._intents)!r}>"
@@ -165,6 +187,9 @@ class OfflineModel:
         stems = _stems(message)
         if not stems:  # only emojis, stickers or punctuation: nothing to go on
             return {"intent": "other", "confidence": 0.2, "fields": {}}
+        human, asks_for_a_person = self._human[agent.id]
+        if stems & asks_for_a_person:
+            return {"intent": human, "confidence": 0.0, "fields": {}}
         intents = self._intents[agent.id]
         for intent in intents:
             if any(re.search(rf"\b{re.escape(e)}\b", message) for e in intent.examples):
