@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from frontdesk.cli import create_cli
+from frontdesk.storage._pgjson import CALLED_FUNCTIONS
 from frontdesk.storage.migrations import migrations
 from frontdesk.storage.sqlite import SQLiteStorage
 from tests.support.gateway import PostgrestGateway
@@ -66,7 +67,11 @@ def test_check_a_healthy_project(
     result = run("db", "check", "--requests", "3")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert any("ok  reachable and migrated: schema version 1" in line for line in lines)
+    assert any("ok  reachable: <SupabaseStorage" in line for line in lines)
+    assert any(
+        f"ok  functions: all {len(CALLED_FUNCTIONS)} callable by this role" in line
+        for line in lines
+    )
     assert any(
         "ok  row-level security: agent_sessions=True, agent_turns=True" in line for line in lines
     )
@@ -87,8 +92,38 @@ def test_check_an_unmigrated_project(fresh_database: str, monkeypatch: pytest.Mo
         monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", gateway.make_jwt("service_role"))
         result = run("db", "check")
     assert result.exit_code == 1
-    assert "FAIL  reachable and migrated" in result.stdout
+    assert "FAIL  reachable" in result.stdout
     assert "frontdesk db migrate" in result.stdout
+
+
+@pytest.mark.parametrize("applied", [1, 4], ids=["at-0001", "at-0004"])
+def test_check_names_the_functions_an_older_schema_lacks(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, applied: int
+) -> None:
+    """A project migrated by hand up to an older file is not reported as migrated."""
+    authenticator = setup_supabase_roles(fresh_database)
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        for migration in migrations()[:applied]:
+            conn.execute(migration.sql)  # type: ignore[call-overload]  # a whole trusted script
+    with PostgrestGateway(authenticator, JWT_SECRET) as gateway:
+        monkeypatch.setenv("SUPABASE_URL", gateway.url)
+        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", gateway.make_jwt("service_role"))
+        result = run("db", "check")
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.stdout.splitlines() if "functions:" in line]
+    assert "FAIL  functions: the database predates this frontdesk" in line
+    assert "frontdesk db migrate" in line
+
+
+def test_check_names_a_function_the_role_cannot_call(
+    project: PostgrestGateway, fresh_database: str
+) -> None:
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        conn.execute("revoke execute on function public.frontdesk_receive from service_role")
+    result = run("db", "check")
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.stdout.splitlines() if "functions:" in line]
+    assert "FAIL  functions: missing or not callable: frontdesk_receive: run" in line
 
 
 def test_check_without_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,7 +183,7 @@ def test_check_plain_postgres(postgres_project: str, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "ok  migrations: all applied" in out
-    assert "ok  functions callable by this role: schema version 1" in out
+    assert f"ok  functions: all {len(CALLED_FUNCTIONS)} callable by this role" in out
     assert "ok  row-level security: agent_sessions=True, agent_turns=True" in out
     assert "ok  anon/authenticated privileges: none" in out
     assert "over 2 requests" in out

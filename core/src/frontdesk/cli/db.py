@@ -105,6 +105,27 @@ def _report_exposed(health: Mapping[str, Any]) -> bool:
     return not exposed
 
 
+def _report_functions(health: Mapping[str, Any]) -> bool:
+    """Report the frontdesk functions the backends call that this role cannot execute."""
+    from ..storage._pgjson import CALLED_FUNCTIONS
+
+    present = health.get("functions")
+    if present is None:  # a frontdesk_health from before 0007 cannot list them
+        _report(
+            "functions", False, "the database predates this frontdesk: run `frontdesk db migrate`"
+        )
+        return False
+    missing = sorted(CALLED_FUNCTIONS - set(present))
+    _report(
+        "functions",
+        not missing,
+        f"all {len(CALLED_FUNCTIONS)} callable by this role"
+        if not missing
+        else f"missing or not callable: {', '.join(missing)}: run `frontdesk db migrate`",
+    )
+    return not missing
+
+
 async def _round_trips(backend: StorageBackend, count: int) -> None:
     timings = []
     for _ in range(max(count, 1)):
@@ -150,13 +171,10 @@ async def _check_postgres(count: int) -> bool:
         try:
             health = await backend.health()
         except FrontdeskError as exc:
-            _report("functions callable by this role", False, str(exc))
+            _report("functions", False, str(exc))
             return False
-        _report(
-            "functions callable by this role",
-            True,
-            f"schema version {health.get('schema_version')}",
-        )
+        if not _report_functions(health):
+            return False
         rls = health.get("rls") or {}
         rls_on = bool(rls) and all(rls.values())
         _report("row-level security", rls_on, ", ".join(f"{t}={v}" for t, v in sorted(rls.items())))
@@ -201,9 +219,10 @@ async def _check_project(count: int) -> bool:
         try:
             health = await backend.health()
         except FrontdeskError as exc:
-            report("reachable and migrated", False, str(exc))
+            report("reachable", False, str(exc))
             return False
-        report("reachable and migrated", True, f"schema version {health.get('schema_version')}")
+        report("reachable", True, repr(backend))
+        results.append(_report_functions(health))
         rls = health.get("rls") or {}
         rls_on = bool(rls) and all(rls.values())
         report("row-level security", rls_on, ", ".join(f"{t}={v}" for t, v in sorted(rls.items())))

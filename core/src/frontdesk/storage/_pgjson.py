@@ -50,6 +50,7 @@ from .base import (
 )
 
 __all__ = [
+    "CALLED_FUNCTIONS",
     "commit_function",
     "commit_params",
     "commit_result_from_json",
@@ -73,6 +74,30 @@ __all__ = [
     "turn_from_json",
     "turn_to_json",
 ]
+
+
+CALLED_FUNCTIONS = frozenset(
+    {
+        "frontdesk_commit",
+        "frontdesk_commit_once",
+        "frontdesk_complete",
+        "frontdesk_create_session",
+        "frontdesk_delete_session",
+        "frontdesk_erase_contact",
+        "frontdesk_extend_run",
+        "frontdesk_find_active_session",
+        "frontdesk_get_session",
+        "frontdesk_health",
+        "frontdesk_list_sessions",
+        "frontdesk_list_turns",
+        "frontdesk_migrate_session",
+        "frontdesk_purge_sessions",
+        "frontdesk_receive",
+        "frontdesk_resume_abandoned",
+        "frontdesk_turn_stats",
+    }
+)
+"""Every SQL function the SQL backends call: what `frontdesk db check` expects to find."""
 
 
 def raised_error(

@@ -524,7 +524,7 @@ class PostgresStorage:
         return session_from_json(data)
 
     async def health(self) -> dict[str, Any]:
-        """What the database reports about itself (schema version, row-level security)."""
+        """What the database reports about itself: callable functions, row-level security, exposure."""
         data: dict[str, Any] = await self._call("frontdesk_health", {}, read=True)
         return data
 

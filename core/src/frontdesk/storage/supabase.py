@@ -384,7 +384,7 @@ class SupabaseStorage:
         return _session(data)
 
     async def health(self) -> dict[str, Any]:
-        """What the database reports about itself (schema version, row-level security)."""
+        """What the database reports about itself: callable functions, row-level security, exposure."""
         data: dict[str, Any] = await self._rpc("frontdesk_health", {}, read=True)
         return data
 
