@@ -15,7 +15,9 @@ from frontdesk import (
     AgentRegistry,
     FrontdeskError,
     InMemoryStorage,
+    Role,
     Session,
+    SessionManager,
     StorageError,
     StorageUnavailableError,
     ValidationError,
@@ -373,3 +375,30 @@ def test_demo_with_a_malformed_supabase_url_fails_in_one_line(
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: SUPABASE_URL is not a valid URL ('not-a-url')")
     assert result.stderr.count("\n") == 1
+
+
+async def test_the_engine_answers_with_the_offline_model(installed: AgentRegistry) -> None:
+    storage = InMemoryStorage()
+    report = await run_demo(storage, installed, conversations=10, seed=4, keep=True)
+    assert report.ok, [check for check in report.checks if not check.passed]
+
+    manager = SessionManager(storage, workspace_id=report.workspace, registry=installed)
+    page = await manager.list_sessions(limit=100)
+    assert len(page.items) == 10
+    for item in page.items:
+        turns = await manager.get_turns(item.id)
+        replies = [t for t in turns if t.role is Role.ASSISTANT]
+        assert replies
+        assert all(t.content.startswith("[offline] ") for t in replies)
+        assert all(t.tokens_used for t in replies)  # counted by the engine, per run
+        assert all(t.intent_detected for t in turns if t.role is Role.USER)
+
+
+def test_demo_says_what_answers(installed: AgentRegistry) -> None:
+    result = run("demo", "--conversations", "5", "--seed", "2")
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"^ answered by +engine, offline model \(keyword matching\) $", result.stdout, re.M
+    )
+    help_text = run("--help").stdout
+    assert "through the engine (offline model" in " ".join(help_text.split())

@@ -1,4 +1,4 @@
-"""`frontdesk demo`: simulated WhatsApp traffic against the installed agents, then checked.
+"""`frontdesk demo`: simulated WhatsApp traffic answered by the installed agents, then checked.
 
 Many conversations run at once; users double- and triple-text, so several workers handle
 one conversation at the same moment, and the webhook redelivers some messages (2-3 times,
@@ -7,9 +7,11 @@ the message pipeline only:
 
 1. `receive` records the message (a redelivery is a duplicate: nothing to do) and says
    whether this worker answers now;
-2. for each run handed to the worker, the reply, the intents, the captured data and the
-   next mode (from the agent's state machine) are recorded by one `complete`, which hands
-   over whatever arrived meanwhile.
+2. the `Engine` answers each run handed to the worker with the offline model
+   (`frontdesk.testing.OfflineModel`: keyword intents and labelled template replies, no
+   key, no network): intent, thresholds, the orchestrator and the next mode from the
+   agent's state machine, all recorded by one `complete`, which hands over whatever
+   arrived meanwhile.
 
 One worker crashes mid-run: its messages are picked up after the run expires (by the
 conversation's next message, or by `resume_abandoned` at the end). When a conversation's
@@ -27,11 +29,13 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import attrs
 from attrs import define, field, frozen
 
 from .config import AgentConfig, DoubleTexting, RunsConfig
+from .engine import Decision, Engine, EngineSettings, RunOutcome
 from .errors import (
     ConversationBusyError,
     FrontdeskError,
@@ -39,12 +43,13 @@ from .errors import (
     StorageError,
     ValidationError,
 )
-from .models import NewTurn, Role, Session, SessionStatus, Turn
-from .pipeline import InboundMessage, Run
+from .models import Role, Session, SessionStatus, Turn
+from .pipeline import Completion, InboundMessage, Run
 from .registry import AgentRegistry
 from .sessions import SessionChange, SessionManager
-from .storage.base import AppendIntent, MergeCapturedData, MergeData, StateOp, StorageBackend
+from .storage.base import StorageBackend
 from .testing.instrumented import InstrumentedStorage
+from .testing.offline import OfflineModel
 
 __all__ = [
     "MAX_CONVERSATIONS",
@@ -61,73 +66,52 @@ __all__ = [
 @frozen
 class _Line:
     text: str
-    intent: str
-    captured: tuple[tuple[str, str], ...] = ()
 
 
-# What customers say, by agent; each captured key appears once per script, so the final
-# captured data of a conversation is known exactly whatever order the workers run in.
+# What customers say, by agent. The engine, with the offline model, decides what each
+# message means and where the conversation goes; the checks compare what it decided with
+# what was stored.
 _SCRIPTS: dict[str, tuple[_Line, ...]] = {
-    "sales": (
-        _Line("Hola! 👋", "greeting"),
-        _Line("¿Tenéis la crema de caléndula en 200 ml?", "product_question"),
-        _Line("¿Cuánto cuesta?", "price_question"),
-        _Line("Vale, me la llevo", "wants_to_buy"),
-        _Line("Sí, el pack de 3 me interesa", "accepts_pack"),
-        _Line("Soy Lucía Pérez", "provides_delivery_data", (("name", "Lucía Pérez"),)),
-        _Line(
-            "Calle Feria 14, 2ºB", "provides_delivery_data", (("address", "Calle Feria 14, 2ºB"),)
-        ),
-        _Line("Sevilla, 41003", "provides_delivery_data", (("city", "Sevilla"),)),
-        _Line("Mi móvil es 600 111 222", "provides_delivery_data", (("phone", "600111222"),)),
-        _Line("Todo correcto, confirmo", "confirms_order"),
+    "sales": tuple(
+        _Line(text)
+        for text in (
+            "Hola! 👋",
+            "¿Tenéis la crema de caléndula en 200 ml?",
+            "¿Cuánto cuesta?",
+            "Vale, me la llevo",
+            "Sí, el pack de 3 me interesa",
+            "Soy Lucía Pérez",
+            "Calle Feria 14, 2ºB",
+            "Sevilla, 41003",
+            "Mi móvil es 600 111 222",
+            "Todo correcto, confirmo",
+        )
     ),
-    "support": (
-        _Line("Hi, my order arrived broken", "report_problem"),
-        _Line("Order number is 48213", "provides_details", (("order_number", "48213"),)),
-        _Line("The lid is cracked and it leaks", "provides_details", (("damage", "cracked lid"),)),
-        _Line("I tried tightening it, still leaks", "still_broken"),
-        _Line("Photo sent", "provides_details", (("photo", "sent"),)),
-        _Line("Can I get a replacement?", "other"),
-        _Line("Email is sam@example.com", "provides_details", (("email", "sam@example.com"),)),
-        _Line("Thanks, that worked", "problem_solved"),
+    "support": tuple(
+        _Line(text)
+        for text in (
+            "Hi, my order arrived broken",
+            "Order number is 48213",
+            "The lid is cracked and it leaks",
+            "I tried tightening it, still leaks",
+            "Photo sent",
+            "Can I get a replacement?",
+            "Email is sam@example.com",
+            "Thanks, that worked",
+        )
     ),
-}
-
-# Where each intent takes the conversation, when the state machine allows it.
-_NEXT_MODE: dict[str, dict[str, str]] = {
-    "sales": {
-        "product_question": "product_questions",
-        "price_question": "product_questions",
-        "wants_to_buy": "offering_packs",
-        "accepts_pack": "collecting_delivery_data",
-        "provides_delivery_data": "collecting_delivery_data",
-        "confirms_order": "order_summary",
-        "wants_human": "handoff",
-    },
-    "support": {
-        "report_problem": "troubleshooting",
-        "provides_details": "troubleshooting",
-        "still_broken": "waiting_on_customer",
-        "problem_solved": "resolved",
-        "wants_human": "escalated",
-    },
 }
 _HUMAN_MODES = frozenset({"handoff", "escalated", "human"})
 
 
 def _generic_script(agent: AgentConfig) -> tuple[_Line, ...]:
-    return tuple(
-        _Line(f"message {i} for {agent.name}", f"intent_{i % 3}", ((f"field_{i}", f"value {i}"),))
-        for i in range(1, 9)
-    )
+    return tuple(_Line(f"message {i} for {agent.name}") for i in range(1, 9))
 
 
 @define
 class _Stats:
     duplicates: int = 0  # redeliveries recognised by receive
     refused: int = 0  # deliveries refused under the reject policy (the sender retries)
-    superseded: int = 0  # runs taken over before they completed
     runs: int = 0  # runs completed
     resumed: int = 0  # runs claimed by resume_abandoned
     errors: Counter[str] = field(factory=Counter)  # by message, each with its count
@@ -155,6 +139,9 @@ class _Conversation:
     remaining: int = 0
     final_status: SessionStatus | None = None  # what the committed ending chose
     answered: Counter[int] = field(factory=Counter)  # message index -> completed runs
+    intents: Counter[str] = field(factory=Counter)  # what the engine decided, per run
+    turn_intents: dict[int, str | None] = field(factory=dict)  # message index -> its run's
+    decided: tuple[int, str] = (0, "")  # (version, mode) of the latest completed run
     writes: int = 1  # the create, then each receive, complete and ending that applied
     crashed: tuple[int, ...] = ()  # messages a crashed worker's run held
 
@@ -287,17 +274,19 @@ async def run_demo(
     arrivals = _arrivals(plans, rng)
     stats = _Stats()
     measured = InstrumentedStorage(storage)
-    manager = SessionManager(measured, workspace_id=workspace, registry=registry)
+    manager = _DemoManager(measured, workspace_id=workspace, registry=registry)
+    # The offline model stands in for the agents' language models: no key, no network.
+    engine = Engine(manager, model=OfflineModel(agents), settings=EngineSettings(backoff=0))
 
     started = time.perf_counter()
     await _run_workers(
         arrivals,
-        lambda message: _handle_message(manager, plans[message.conversation], message, stats),
+        lambda message: _handle_message(engine, plans[message.conversation], message, stats),
         workers=workers,
         errors=stats.errors,
         on_progress=on_progress,
     )
-    await _resume_crashed(manager, plans, stats)
+    await _resume_crashed(engine, plans, stats)
     elapsed = time.perf_counter() - started
     calls_during_run = measured.total
     latencies = [s for values in measured.durations.values() for s in values]
@@ -315,7 +304,7 @@ async def run_demo(
         duplicates=stats.duplicates,
         refused=stats.refused,
         runs=stats.runs,
-        superseded=stats.superseded,
+        superseded=manager.superseded,
         resumed=stats.resumed,
         policy=str(policy),
         storage_calls=calls_during_run,
@@ -449,7 +438,7 @@ def _describe(exc: BaseException) -> str:
 
 
 async def _handle_message(
-    manager: SessionManager, plan: _Conversation, message: _Message, stats: _Stats
+    engine: Engine, plan: _Conversation, message: _Message, stats: _Stats
 ) -> None:
     """What a webhook handler does with one delivery: receive it, answer every run it is
     handed; under `reject`, a refused message is sent again a moment later."""
@@ -462,7 +451,7 @@ async def _handle_message(
     )
     while True:
         try:
-            receipt = await manager.receive(inbound)
+            receipt = await engine.manager.receive(inbound)
             break
         except ConversationBusyError:
             stats.refused += 1
@@ -476,31 +465,46 @@ async def _handle_message(
         # The worker dies here: the run it holds expires after RUN_TIMEOUT.
         plan.crashed = tuple(_index(turn) for turn in receipt.run.inputs)
         return
-    await _answer(manager, plan, receipt.run, stats)
+    await _answer(engine, plan, receipt.run, stats)
 
 
-async def _answer(
-    manager: SessionManager, plan: _Conversation, run: Run | None, stats: _Stats
-) -> None:
-    """Answer `run` and every run handed over after it; end the conversation after its
-    last message."""
-    while run is not None:
-        try:
-            done = await manager.complete(run, _reply(plan, run))
-        except RunSupersededError:
-            stats.superseded += 1  # the run that took over answers these messages
-            return
-        stats.runs += 1
-        plan.writes += 1
-        plan.answered.update(_index(turn) for turn in run.inputs)
-        run = done.next_run
-        if run is None and len(plan.answered) == len(plan.lines) and plan.final_status is None:
-            human = done.session.current_mode in _HUMAN_MODES
-            plan.final_status = SessionStatus.HANDED_OFF if human else plan.ending
-            await manager.commit(
-                done.session.id, SessionChange(status=plan.final_status), expected_version=None
-            )
-            plan.writes += 1
+async def _answer(engine: Engine, plan: _Conversation, run: Run | None, stats: _Stats) -> None:
+    """The engine answers `run` and every run handed over after it; the conversation ends
+    after its last message."""
+    if run is None:
+        return
+    outcomes = await engine.answer(run)
+    for outcome in outcomes:
+        _record(plan, outcome, stats)
+    if not outcomes:
+        return
+    last = outcomes[-1].session
+    if len(plan.answered) < len(plan.lines) or plan.final_status is not None:
+        return
+    if last.status is not SessionStatus.ACTIVE:  # the engine handed it off
+        plan.final_status = last.status
+        return
+    human = last.current_mode in _HUMAN_MODES
+    plan.final_status = SessionStatus.HANDED_OFF if human else plan.ending
+    await engine.manager.commit(
+        last.id, SessionChange(status=plan.final_status), expected_version=None
+    )
+    plan.writes += 1
+
+
+def _record(plan: _Conversation, outcome: RunOutcome, stats: _Stats) -> None:
+    """What the engine decided for one completed run, to compare with what was stored."""
+    stats.runs += 1
+    plan.writes += 1
+    indexes = [_index(turn) for turn in outcome.inputs]
+    plan.answered.update(indexes)
+    for index in indexes:
+        plan.turn_intents[index] = outcome.intent
+    if outcome.intent is not None:
+        plan.intents[outcome.intent] += 1
+    if outcome.decision is Decision.HANDOFF:
+        plan.final_status = SessionStatus.HANDED_OFF
+    plan.decided = max(plan.decided, (outcome.session.version, outcome.mode))
 
 
 def _index(turn: Turn) -> int:
@@ -508,35 +512,20 @@ def _index(turn: Turn) -> int:
     return int(turn.content[2 : turn.content.index("]")])
 
 
-def _reply(plan: _Conversation, run: Run) -> SessionChange:
-    """What the agent decides for a run: every input's intent and data, the next mode (as
-    the state machine allows) and one reply."""
-    ops: list[StateOp] = []
-    start = mode = run.session.current_mode
-    for turn in run.inputs:
-        line = plan.lines[_index(turn)]
-        ops.append(AppendIntent(line.intent))
-        if line.captured:
-            ops.append(MergeCapturedData(dict(line.captured)))
-        # One move per run, from the mode the run started in: the last one allowed wins.
-        target = _NEXT_MODE.get(plan.agent.id, {}).get(line.intent)
-        if target is not None and plan.agent.states.can_move(start, target):
-            mode = target
-    handled = int(run.session.state.data.get("messages_handled", 0)) + len(run.inputs)
-    # The mode decided is also written into the state, in the same commit: the checks
-    # compare the two, so a backend that drops either is caught.
-    ops.append(MergeData({"messages_handled": handled, "mode_decided": mode}))
-    tags = "".join(f"[m{_index(turn)}]" for turn in run.inputs)
-    return SessionChange(
-        current_mode=mode if mode != run.session.current_mode else None,
-        state_ops=ops,
-        turns=(NewTurn(role=Role.ASSISTANT, content=f"{tags} reply", tokens_used=40),),
-    )
+class _DemoManager(SessionManager):
+    """A `SessionManager` that counts the runs taken over (the `interrupt` policy)."""
+
+    superseded = 0
+
+    async def complete(self, run: Run, change: SessionChange, **options: Any) -> Completion:
+        try:
+            return await super().complete(run, change, **options)
+        except RunSupersededError:
+            self.superseded += 1
+            raise
 
 
-async def _resume_crashed(
-    manager: SessionManager, plans: Sequence[_Conversation], stats: _Stats
-) -> None:
+async def _resume_crashed(engine: Engine, plans: Sequence[_Conversation], stats: _Stats) -> None:
     """After the traffic, what crashed workers left: wait for their runs to expire, then
     claim and answer them, as `frontdesk runs resume` does."""
     waiting = [plan for plan in plans if len(plan.answered) < len(plan.lines)]
@@ -544,10 +533,10 @@ async def _resume_crashed(
         return
     await asyncio.sleep(RUN_TIMEOUT * 1.2)
     by_session = {sid: plan for plan in plans for sid in plan.session_ids}
-    while runs := await manager.resume_abandoned(limit=100):
+    while runs := await engine.manager.resume_abandoned(limit=100):
         stats.resumed += len(runs)
         for run in runs:
-            await _answer(manager, by_session[run.session.id], run, stats)
+            await _answer(engine, by_session[run.session.id], run, stats)
 
 
 def _with_runs(registry: AgentRegistry, policy: DoubleTexting) -> AgentRegistry:
@@ -646,7 +635,7 @@ def _compare(
     sent = Counter(f"[m{i}] {line.text}" for i, line in enumerate(plan.lines))
     stored_user = Counter(t.content for t in turns if t.role is Role.USER)
     intents = Counter(i.intent for i in session.state.intents_seen)
-    expected_captured = {k: v for line in plan.lines for k, v in line.captured}
+    turn_intents = {_index(t): t.intent_detected for t in turns if t.role is Role.USER}
     message_ids = [t.message_id for t in turns if t.role is Role.USER]
     if len(message_ids) != len(set(message_ids)) or any(
         times > 1 for times in stored_user.values()
@@ -658,9 +647,8 @@ def _compare(
         findings.add("crashed worker's messages picked up", name)
     if (
         set(stored_user) != set(sent)
-        or intents != Counter(line.intent for line in plan.lines)
-        or dict(session.state.captured_data) != expected_captured
-        or session.state.data.get("messages_handled") != len(plan.lines)
+        or intents != plan.intents
+        or turn_intents != plan.turn_intents
     ):
         findings.add("lost updates", name)
     if [t.turn_number for t in turns] != list(range(1, len(turns) + 1)) or [
@@ -677,6 +665,6 @@ def _compare(
         findings.add(
             "conversations ended", f"{name}: {session.status}, expected {plan.final_status}"
         )
-    decided = session.state.data.get("mode_decided", session.current_mode)
+    decided = plan.decided[1]
     if session.current_mode != decided:
         findings.add("modes as decided", f"{name}: mode {session.current_mode}, decided {decided}")

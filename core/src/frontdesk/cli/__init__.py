@@ -50,8 +50,8 @@ def create_cli() -> click.Group:
 
         Agents come from installed packages (pip install frontdesk-sales); see them with
         `frontdesk agents` and the packages with `frontdesk plugins`. `frontdesk chat
-        AGENT` talks with one; `frontdesk demo` shows the session manager at work under
-        concurrent traffic.
+        AGENT` talks with one; `frontdesk demo` has the installed agents answer busy
+        simulated traffic through the engine (offline model, no key) and checks it.
         """
         # The library never configures logging; the command line is an application.
         logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")

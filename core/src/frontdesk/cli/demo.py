@@ -1,4 +1,4 @@
-"""`frontdesk demo`: simulated concurrent traffic against the installed agents, checked."""
+"""`frontdesk demo`: simulated concurrent traffic answered by the installed agents, checked."""
 
 from __future__ import annotations
 
@@ -85,13 +85,15 @@ def command() -> click.Command:
         keep: bool,
         policy: str,
     ) -> None:
-        """Simulate busy WhatsApp traffic against the installed agents, then check it.
+        """Simulate busy WhatsApp traffic, answered by the installed agents, then check it.
 
         Users double- and triple-text, so several workers handle one conversation at
         once; the webhook redelivers some messages; one worker crashes mid-run. Every
-        message goes through the pipeline (receive, then complete) and is then looked for
-        in the stored turns and state: the run fails (exit 1) if anything was lost,
-        duplicated, answered twice or misnumbered. Progress goes to
+        message goes through the pipeline (receive, then complete) and the engine answers
+        each run with the offline model (keyword intents, labelled template replies; no
+        key, no language model). Then every message is looked for in the stored turns
+        and state: the run fails (exit 1) if anything was lost, duplicated, answered twice
+        or misnumbered. Progress goes to
         stderr: a bar on a terminal, otherwise a line every few seconds on long runs.
 
         With --storage sqlite, postgres or supabase the sessions are written to that
@@ -211,6 +213,7 @@ def _print_report(report: DemoReport) -> None:
     table.add_column("")
     table.add_column("", justify="right")
     rows = [
+        ("answered by", "engine, offline model (keyword matching)"),
         ("conversations", f"{report.conversations}"),
         ("messages", f"{report.messages}"),
         ("sessions", f"{report.sessions}"),
