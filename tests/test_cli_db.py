@@ -221,6 +221,7 @@ def test_check_supabase_reports_privileges_granted_to_anon(
 
 
 def test_check_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    SQLiteStorage(tmp_path / "s.db").close()
     monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(tmp_path / "s.db"))
     result = run("db", "check", "--storage", "sqlite", "--requests", "2")
     assert result.exit_code == 0, result.output
@@ -247,7 +248,47 @@ def test_check_sqlite_that_another_process_holds(
     assert "locked" in result.stdout
 
 
+def test_check_sqlite_on_a_missing_file_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "typo.db"
+    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(path))
+    result = run("db", "check", "--storage", "sqlite")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: no database at {str(path)!r}")
+    assert len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_postgres_with_an_unparseable_dsn_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FRONTDESK_POSTGRES_DSN", "garbage")
+    result = run("db", "check", "--storage", "postgres")
+    assert result.exit_code == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert "configuration error" in result.stderr
+    assert "FRONTDESK_POSTGRES_DSN" in result.stderr
+    assert "safe to retry" not in result.stderr
+
+
 def test_check_memory_has_nothing_to_check() -> None:
     result = run("db", "check", "--storage", "memory")
     assert result.exit_code == 1
-    assert "nothing to check for storage 'memory'" in result.stderr
+    assert "memory storage keeps no database" in result.stderr
+
+
+def test_check_an_unknown_backend_lists_the_names() -> None:
+    result = run("db", "check", "--storage", "nonsense")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: there is no storage backend 'nonsense' to check: use one of postgres, "
+        "sqlite, supabase."
+    )
+
+
+def test_help_names_the_variable_not_a_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTDESK_STORAGE", "sqlite")
+    result = run("db", "check", "--help")
+    assert "[default: supabase]" not in result.stdout
+    assert "$FRONTDESK_STORAGE" in result.stdout

@@ -133,14 +133,71 @@ def test_delete(sessions: list[Session], database: Path) -> None:
 
 
 def test_purge(sessions: list[Session], database: Path) -> None:
-    closed = run("sessions", "purge", "--inactive-for", "30d", "--status", "closed")
+    closed = run("sessions", "purge", "--inactive-for", "30d", "--status", "closed", "--yes")
     assert closed.stdout.strip() == "purged 0 closed sessions idle for 30d"
-    result = run("sessions", "purge", "--inactive-for", "30d")
+    result = run("sessions", "purge", "--inactive-for", "30d", "--yes")
     assert result.stdout.strip() == "purged 1 session idle for 30d"
     assert _count(database) == 3
     bad = run("sessions", "purge", "--inactive-for", "a month")
     assert bad.exit_code == 2
     assert "is not a duration" in bad.stderr
+
+
+def test_purge_asks_first(sessions: list[Session], database: Path) -> None:
+    declined = run("sessions", "purge", "--inactive-for", "0d", input="n\n")
+    assert declined.exit_code == 1
+    assert "Delete every session of workspace 'acme' idle for 0s" in declined.stdout
+    assert _count(database) == 4
+    accepted = run("sessions", "purge", "--inactive-for", "0d", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert accepted.stdout.splitlines()[-1] == "purged 4 sessions idle for 0s"
+    assert _count(database) == 0
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "36501d", "9999999999999999999999w"])
+def test_purge_refuses_a_duration_beyond_the_bound(sessions: list[Session], text: str) -> None:
+    result = run("sessions", "purge", "--inactive-for", text, "--yes")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "too long: at most 36500d" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list",),
+        ("show", "00000000-0000-4000-8000-000000000000"),
+        ("delete", "00000000-0000-4000-8000-000000000000"),
+        ("purge", "--inactive-for", "1d", "--yes"),
+        ("erase-contact", "x", "--yes"),
+    ],
+    ids=["list", "show", "delete", "purge", "erase"],
+)
+def test_a_missing_database_is_reported_not_created(
+    args: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "typo.db"
+    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(path))
+    monkeypatch.setenv("FRONTDESK_WORKSPACE", WORKSPACE)
+    result = run("sessions", *args, "--storage", "sqlite")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: no database at {str(path)!r}")
+    assert len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_cursor_does_not_speak_of_writes(sessions: list[Session]) -> None:
+    result = run("sessions", "list", "--cursor", "garbage")
+    assert result.exit_code == 1
+    assert "nothing was written" not in result.stderr
+    assert "nothing was listed" in result.stderr
+
+
+def test_help_names_the_variable_not_a_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTDESK_STORAGE", "sqlite")
+    result = run("sessions", "list", "--help")
+    assert "[default: memory]" not in result.stdout
+    assert "$FRONTDESK_STORAGE" in result.stdout
 
 
 def test_erase_contact_asks_first(sessions: list[Session], database: Path) -> None:
@@ -160,7 +217,7 @@ def test_erase_contact_asks_first(sessions: list[Session], database: Path) -> No
         ("list",),
         ("show", "x"),
         ("delete", "x"),
-        ("purge", "--inactive-for", "1d"),
+        ("purge", "--inactive-for", "1d", "--yes"),
         ("erase-contact", "x", "--yes"),
     ],
     ids=["list", "show", "delete", "purge", "erase"],

@@ -93,16 +93,24 @@ class ValidationError(FrontdeskError, ValueError):
 
     Raised before anything is sent to storage, so nothing was written. `field` names the
     value (`content`, `turns[0].turn_number`, `data['cart'][3]`), `problem` says what is
-    wrong with it, and `limit` is the documented bound it broke, or None. It is also a
+    wrong with it, and `limit` is the documented bound it broke, or None; `outcome` ends the
+    message ("nothing was written", or what a read did not do). It is also a
     `ValueError`, so `except ValueError` keeps working.
     """
 
-    def __init__(self, field: str, problem: str, *, limit: object = None) -> None:
+    def __init__(
+        self,
+        field: str,
+        problem: str,
+        *,
+        limit: object = None,
+        outcome: str = "nothing was written",
+    ) -> None:
         self.field = field
         self.problem = problem
         self.limit = limit
         bound = f" (the limit is {limit})" if limit is not None else ""
-        super().__init__(f"invalid {field}: {problem}{bound}; nothing was written.")
+        super().__init__(f"invalid {field}: {problem}{bound}; {outcome}.")
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -501,6 +509,8 @@ class InvalidCursorError(ValidationError):
             "cursor",
             f"{reason}. Pass back the next_cursor of a SessionPage with the same filters, "
             "or start again without a cursor",
+            # A listing only reads: "nothing was written" would suggest it could have.
+            outcome="nothing was listed",
         )
 
 

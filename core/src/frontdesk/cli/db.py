@@ -60,8 +60,10 @@ def command() -> click.Group:
         "storage_name",
         envvar="FRONTDESK_STORAGE",
         default="supabase",
-        show_default=True,
-        help="The backend to check (supabase, postgres, sqlite); also $FRONTDESK_STORAGE.",
+        # The default shown would be wrong whenever the variable is set: name the variable.
+        show_default=False,
+        help="The backend to check (supabase, postgres, sqlite). "
+        "Default: $FRONTDESK_STORAGE, else supabase.",
     )
     def check(count: int, storage_name: str) -> None:
         """Check the database of the backend in use, and report what is missing.
@@ -74,10 +76,15 @@ def command() -> click.Group:
         schema, WAL mode, the write lock. Then the round-trip latency.
         """
         checks = {"supabase": _check_project, "postgres": _check_postgres, "sqlite": _check_sqlite}
+        if storage_name == "memory":
+            raise click.ClickException(
+                "the memory storage keeps no database, so there is nothing to check; "
+                f"db check knows {', '.join(sorted(checks))}."
+            )
         if storage_name not in checks:
             raise click.ClickException(
-                f"nothing to check for storage {storage_name!r}: db check knows "
-                f"{', '.join(sorted(checks))} (memory keeps no database)."
+                f"there is no storage backend {storage_name!r} to check: use one of "
+                f"{', '.join(sorted(checks))}."
             )
         ok = asyncio.run(checks[storage_name](count))
         if not ok:
@@ -187,7 +194,8 @@ async def _check_sqlite(count: int) -> bool:
     from ..storage.sqlite import SQLiteStorage
 
     with one_line_errors():
-        storage = SQLiteStorage.from_env()
+        # A check inspects: a mistyped path is reported, not created.
+        storage = SQLiteStorage.from_env(create=False)
     async with storage as backend:
         health = await backend.health()
         _report("file", True, f"{health['path']} (schema version {health['schema_version']})")

@@ -41,10 +41,20 @@ def parse_duration(text: str) -> timedelta:
     >>> parse_duration("30d")
     datetime.timedelta(days=30)
     """
+    from ..sessions import MAX_INACTIVE_FOR
+
     match = _DURATION.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not a duration: use a number and s, m, h, d or w (30d)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    too_long = f"{text.strip()!r} is too long: at most {MAX_INACTIVE_FOR.days}d"
+    try:
+        value = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        # Beyond timedelta's own range (about 2.7 million years).
+        raise ValueError(too_long) from None
+    if value > MAX_INACTIVE_FOR:
+        raise ValueError(too_long)
+    return value
 
 
 class _Duration(click.ParamType[timedelta]):
@@ -79,8 +89,10 @@ def _where(function: Callable[..., T]) -> Callable[..., T]:
         "storage_name",
         envvar="FRONTDESK_STORAGE",
         default="memory",
-        show_default=True,
-        help="Storage backend by name (sqlite, postgres, supabase, ...); also $FRONTDESK_STORAGE.",
+        # The default shown would be wrong whenever the variable is set: name the variable.
+        show_default=False,
+        help="Storage backend by name (sqlite, postgres, supabase, ...). "
+        "Default: $FRONTDESK_STORAGE, else memory.",
     )(function)
     return click.option(
         "--workspace",
@@ -180,14 +192,31 @@ def command() -> click.Group:
         help="Only sessions in this status (closed, handed_off, active).",
     )
     @click.option("--limit", type=click.IntRange(min=1), help="Delete at most this many.")
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
     def purge(
         workspace: str,
         storage_name: str,
         inactive_for: timedelta,
         status: str | None,
         limit: int | None,
+        yes: bool,
     ) -> None:
-        """Delete the sessions idle for longer than --inactive-for (retention)."""
+        """Delete the sessions idle for longer than --inactive-for (retention).
+
+        Sessions with a run in progress or messages not yet answered are kept.
+        """
+        if storage_name.strip() == "memory":
+            raise click.ClickException(MEMORY_NOTE.format(what="purge"))
+        if not workspace.strip():
+            raise click.UsageError(f"choose a workspace with --workspace or {WORKSPACE_ENV}")
+        if not yes:
+            which = f"{status} " if status else ""
+            at_most = f"up to {limit} " if limit else "every "
+            click.confirm(
+                f"Delete {at_most}{which}session of workspace {workspace!r} idle for "
+                f"{_duration_text(inactive_for)}, with all their turns? This cannot be undone",
+                abort=True,
+            )
         removed: int = _run(
             workspace,
             storage_name,
@@ -248,7 +277,10 @@ async def _open_and_run(
     from ..storage.memory import InMemoryStorage
     from ._registry import load_registry
 
-    storage = await open_storage(storage_name)
+    # The commands only read or remove: a mistyped SQLite path must not become a new,
+    # empty database that answers "no sessions".
+    options = {"create": False} if storage_name == "sqlite" else {}
+    storage = await open_storage(storage_name, **options)
     try:
         if isinstance(storage, InMemoryStorage):
             raise click.ClickException(MEMORY_NOTE.format(what=what))

@@ -247,7 +247,16 @@ class PostgresStorage:
             "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
             **connection_options,
         }
-        where = _describe(dsn)
+        try:
+            where = _describe(conninfo_to_dict(dsn))
+        except psycopg.Error as exc:
+            # Nothing to retry: the string itself is wrong.
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StorageError(
+                f"the PostgreSQL DSN is not a connection string ({detail}): this is "
+                f"a configuration error; set {DSN_ENV} (or pass a DSN) such as "
+                "postgresql://user:password@host:5432/dbname"
+            ) from exc
         # One connection first, to report why the database cannot be reached (the pool
         # only logs it and retries until its timeout).
         try:
@@ -603,12 +612,8 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _describe(dsn: str) -> str:
-    """host:port/dbname of a DSN, without its password."""
-    try:
-        parts = conninfo_to_dict(dsn)
-    except psycopg.Error:
-        return "the given DSN (it could not be parsed)"
+def _describe(parts: dict[str, Any]) -> str:
+    """host:port/dbname of a parsed DSN, without its password."""
     host = parts.get("host") or "localhost"
     port = parts.get("port") or "5432"
     return f"{host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"

@@ -177,6 +177,8 @@ class SQLiteStorage:
 
     `timeout` bounds the wait for another writer's lock, in seconds; `threads` is the size
     of the thread pool the blocking calls run in; `clock` replaces the wall clock.
+    `create=False` opens an existing file only: a missing one is a `StorageError` saying
+    "no database at PATH" instead of a new, empty database (for tools that only read).
     """
 
     capabilities: frozenset[str] = frozenset({Capability.THREADS})
@@ -188,8 +190,10 @@ class SQLiteStorage:
         timeout: float = 5.0,
         threads: int = 4,
         clock: Callable[[], datetime] = _now,
+        create: bool = True,
     ) -> None:
         self.path = Path(path)
+        self._create = create
         self._timeout = timeout
         self._clock = clock
         self._local = threading.local()
@@ -651,13 +655,26 @@ class SQLiteStorage:
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        # mode=rw opens the file only if it exists, so nothing can create it in between.
+        target: str | Path = (
+            f"{self.path.absolute().as_uri()}?mode=rw" if not self._create else self.path
+        )
         try:
             conn = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                target,
+                timeout=self._timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=not self._create,
             )
             conn.execute("pragma foreign_keys = on")
             conn.execute(f"pragma busy_timeout = {int(self._timeout * 1000)}")
         except sqlite3.Error as exc:
+            if not self._create and not self.path.exists():
+                raise StorageError(
+                    f"no database at {str(self.path)!r}: check the path ({PATH_ENV}); "
+                    "the first program that writes sessions to it creates it"
+                ) from exc
             raise StorageError(
                 f"cannot open the SQLite database {str(self.path)!r} ({exc}); check that its "
                 f"folder exists and is writable, or set {PATH_ENV}."
