@@ -177,7 +177,7 @@ class FrontdeskEngine(Engine):
         await manager.add_intent_seen(sid, message.intent)
         session = await manager.update_captured_data(sid, message.captured)
         await manager.update_session_with_version(
-            sid, session.version, current_mode=NEXT_MODE[session.current_mode]
+            sid, expected_version=session.version, current_mode=NEXT_MODE[session.current_mode]
         )
         await manager.add_turn(sid, role="assistant", content=message.reply)
 

@@ -57,14 +57,16 @@ async def main() -> None:
     # 4. A mode change names the version it was decided on.
     current = await manager.get_session(session.id)
     moved = await manager.update_session_with_version(
-        session.id, current.version, current_mode="ordering"
+        session.id, expected_version=current.version, current_mode="ordering"
     )
     print(f"mode {moved.current_mode}, version {moved.version}")
 
     # 5. Another worker writes in between (the user double-texted): the stale write is refused.
     await manager.add_turn(session.id, role="user", content="Make it three!")
     try:
-        await manager.update_session_with_version(session.id, moved.version, current_mode="done")
+        await manager.update_session_with_version(
+            session.id, expected_version=moved.version, current_mode="done"
+        )
     except VersionConflictError as conflict:
         print(
             f"conflict: expected version {conflict.expected_version}, "

@@ -53,10 +53,12 @@ def sessions(database: Path) -> Iterator[list[Session]]:
                 await manager.add_turn(session.id, role="user", content=f"hello from {contact}")
                 made.append(session)
             closed = await manager.get_session(made[1].id)
-            await manager.close_session(closed.id, closed.version)
+            await manager.close_session(closed.id, expected_version=closed.version)
             idle = await manager.get_session(made[3].id)
             await manager.update_session_with_version(
-                idle.id, idle.version, last_activity_at=datetime.now(UTC) - timedelta(days=60)
+                idle.id,
+                expected_version=idle.version,
+                last_activity_at=datetime.now(UTC) - timedelta(days=60),
             )
             return [await manager.get_session(s.id) for s in made]
         finally:

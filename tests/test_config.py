@@ -398,3 +398,17 @@ def test_bad_runs_values(runs: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidAgentConfigError) as excinfo:
         AgentConfig.from_dict(agent_data(runs=runs))
     assert field in problems_of(excinfo)
+
+
+def test_runs_config_built_alone_checks_itself() -> None:
+    with pytest.raises(InvalidAgentConfigError) as excinfo:
+        RunsConfig(double_texting="drop", timeout=-1, history_turns=-5)
+    found = problems_of(excinfo)
+    assert set(found) == {"runs.double_texting", "runs.timeout", "runs.history_turns"}
+    assert "merge, enqueue, interrupt, reject" in found["runs.double_texting"]
+
+
+def test_runs_problems_come_with_the_agents_other_problems() -> None:
+    with pytest.raises(InvalidAgentConfigError) as excinfo:
+        AgentConfig.from_dict(agent_data(id="Bad Id", runs={"timeout": -1}))
+    assert {"id", "runs.timeout"} <= set(problems_of(excinfo))

@@ -93,7 +93,9 @@ async def _collecting_session(manager: SessionManager) -> str:
     session = await manager.create_session(
         agent_id=TEST_AGENT_ID, conversation_id="c", contact_id="u"
     )
-    await manager.update_session_with_version(session.id, 1, current_mode="collecting")
+    await manager.update_session_with_version(
+        session.id, expected_version=1, current_mode="collecting"
+    )
     return session.id
 
 
@@ -136,7 +138,9 @@ async def test_changed_agent_without_hook_refuses_and_writes_nothing(
     before = await manager.get_session(session_id)
     registry.register(make_test_agent(version="2.0", states=V2_STATES), replace=True)
     with pytest.raises(AgentChangedError) as excinfo:
-        await manager.update_session_with_version(session_id, 2, current_mode="confirming")
+        await manager.update_session_with_version(
+            session_id, expected_version=2, current_mode="confirming"
+        )
     assert excinfo.value.mode == "collecting"
     assert excinfo.value.session_agent_version == "1.0"
     assert excinfo.value.installed_agent_version == "2.0"
@@ -150,7 +154,9 @@ async def test_changed_agent_without_hook_refuses_and_writes_nothing(
 async def test_plain_refusals_stay_invalid_transitions(manager: SessionManager) -> None:
     session_id = await _collecting_session(manager)
     with pytest.raises(InvalidTransitionError) as excinfo:
-        await manager.update_session_with_version(session_id, 2, current_mode="done")
+        await manager.update_session_with_version(
+            session_id, expected_version=2, current_mode="done"
+        )
     assert not isinstance(excinfo.value, AgentChangedError)
 
 

@@ -57,10 +57,12 @@ async def test_each_operation_is_one_storage_call(frontdesk_registry: AgentRegis
         lambda: manager.get_turns(sid),
         lambda: manager.get_total_tokens_used(sid),
         lambda: manager.get_turn_count(sid),
-        lambda: manager.update_session_with_version(sid, 6, current_mode="collecting"),
+        lambda: manager.update_session_with_version(
+            sid, expected_version=6, current_mode="collecting"
+        ),
         lambda: manager.update_state(sid, SessionState(), expected_version=7),
         lambda: manager.commit(sid, SessionChange(current_mode="confirming"), expected_version=8),
-        lambda: manager.handoff_session(sid, 9),
+        lambda: manager.handoff_session(sid, expected_version=9),
     ]
     for operation in operations:
         storage.reset()
@@ -109,7 +111,9 @@ async def test_invalid_transition_lists_allowed_moves(
     frontdesk_manager: SessionManager, session: Session
 ) -> None:
     with pytest.raises(InvalidTransitionError) as excinfo:
-        await frontdesk_manager.update_session_with_version(session.id, 1, current_mode="done")
+        await frontdesk_manager.update_session_with_version(
+            session.id, expected_version=1, current_mode="done"
+        )
     assert excinfo.value.allowed == ("collecting",)
     assert str(excinfo.value) == (
         "agent 'test-agent' cannot move to mode 'done' from 'greeting'; allowed: collecting."
@@ -122,7 +126,7 @@ async def test_mode_change_for_an_unregistered_agent_is_refused(
     frontdesk_registry.unregister(TEST_AGENT_ID)
     with pytest.raises(InvalidTransitionError) as excinfo:
         await frontdesk_manager.update_session_with_version(
-            session.id, 1, current_mode="collecting"
+            session.id, expected_version=1, current_mode="collecting"
         )
     assert excinfo.value.allowed == ()
     # Writes that do not change the mode need no agent.
@@ -130,7 +134,9 @@ async def test_mode_change_for_an_unregistered_agent_is_refused(
 
 
 async def test_status_accepts_strings(frontdesk_manager: SessionManager, session: Session) -> None:
-    closed = await frontdesk_manager.update_session_with_version(session.id, 1, status="closed")
+    closed = await frontdesk_manager.update_session_with_version(
+        session.id, expected_version=1, status="closed"
+    )
     assert closed.status is SessionStatus.CLOSED
 
 
@@ -316,7 +322,7 @@ async def test_version_conflict_error_says_what_to_do(
 ) -> None:
     await frontdesk_manager.add_intent_seen(session.id, "x")
     with pytest.raises(VersionConflictError) as excinfo:
-        await frontdesk_manager.close_session(session.id, 1)
+        await frontdesk_manager.close_session(session.id, expected_version=1)
     assert str(excinfo.value) == (
         f"session {session.id} was expected at version 1, it is now at version 2; another "
         "writer got there first. Nothing was written: re-read and retry."
@@ -377,3 +383,36 @@ async def test_status_strings_are_statuses(
     )
     assert found is not None
     assert found.id == session.id
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"storage": None}, "storage"),
+        ({"storage": "memory"}, "storage"),
+        ({"registry": "x"}, "registry"),
+    ],
+    ids=["storage-none", "storage-name", "registry-string"],
+)
+def test_wrong_types_are_refused_at_construction(arguments: dict[str, object], field: str) -> None:
+    given: dict[str, object] = {"storage": InMemoryStorage(), "registry": None} | arguments
+    with pytest.raises(ValidationError) as excinfo:
+        SessionManager(given["storage"], workspace_id="w", registry=given["registry"])  # type: ignore[arg-type]
+    assert excinfo.value.field == field
+
+
+@pytest.mark.parametrize(
+    "method", ["update_session_with_version", "close_session", "handoff_session"]
+)
+async def test_expected_version_by_position_is_deprecated_but_works(
+    frontdesk_manager: SessionManager, session: Session, method: str
+) -> None:
+    call = getattr(frontdesk_manager, method)
+    with pytest.warns(DeprecationWarning, match=f"expected_version to {method}\\(\\) by position"):
+        done = await call(session.id, session.version)
+    assert done.version == session.version + 1
+    with pytest.raises(TypeError, match="both by position and by keyword"):
+        await call(session.id, done.version, expected_version=done.version)
+    with pytest.raises(TypeError, match="needs expected_version"):
+        await call(session.id)
+    assert (await frontdesk_manager.get_session(session.id)).version == done.version

@@ -140,9 +140,9 @@ async def test_each_operation_is_one_http_request(
         "get_total_tokens_used": manager.get_total_tokens_used(sid),
         "get_turn_count": manager.get_turn_count(sid),
         "update_session_with_version": manager.update_session_with_version(
-            sid, 4, current_mode="collecting"
+            sid, expected_version=4, current_mode="collecting"
         ),
-        "close_session": manager.close_session(sid, 5),
+        "close_session": manager.close_session(sid, expected_version=5),
     }
     counts = {name: await count(operation) for name, operation in operations.items()}
     assert counts == dict.fromkeys(operations, 1)

@@ -16,7 +16,9 @@ import itertools
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +155,16 @@ class RunsConfig:
     timeout: float = 120.0
     history_turns: int = 20
 
+    def __attrs_post_init__(self) -> None:
+        # Inside AgentConfig.from_dict the agent checks it, with every other problem and
+        # the agent's id; built on its own, it checks itself.
+        if _CHECKING_AGENT.get():
+            return
+        problems: list[ConfigProblem] = []
+        _check_runs(self, lambda path, message: problems.append(ConfigProblem(path, message)))
+        if problems:
+            raise InvalidAgentConfigError(None, problems)
+
     @property
     def policy(self) -> DoubleTexting:
         """`double_texting` as a `DoubleTexting` member."""
@@ -223,13 +235,15 @@ class AgentConfig:
                 None, [ConfigProblem("(config)", f"expected a table, got {type(data).__name__}")]
             )
         try:
-            return _converter.structure(dict(data), cls)
+            with _agent_checks_parts():
+                structured = _converter.structure(dict(data), cls)
         except cattrs.ClassValidationError as exc:
             own = _own_error(exc)
             if own is not None:
                 raise own from None
             agent_id = data.get("id") if isinstance(data.get("id"), str) else None
             raise InvalidAgentConfigError(agent_id, _structure_problems(exc)) from None
+        return structured
 
     @classmethod
     def from_toml(cls, path: str | Path) -> AgentConfig:
@@ -269,6 +283,18 @@ class AgentConfig:
 
 
 # -- validation ------------------------------------------------------------------------------
+
+_CHECKING_AGENT: ContextVar[bool] = ContextVar("frontdesk_checking_agent", default=False)
+"""True while `AgentConfig.from_dict` builds the parts that the agent then checks."""
+
+
+@contextmanager
+def _agent_checks_parts() -> Iterator[None]:
+    token = _CHECKING_AGENT.set(True)
+    try:
+        yield
+    finally:
+        _CHECKING_AGENT.reset(token)
 
 
 def _problems(config: AgentConfig) -> list[ConfigProblem]:

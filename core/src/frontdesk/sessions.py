@@ -28,9 +28,11 @@ update:
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 import random
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -102,6 +104,43 @@ __all__ = ["MIGRATIONS_KEY", "SessionChange", "SessionManager"]
 Decide = Callable[[Session], "SessionChange | Awaitable[SessionChange | None] | None"]
 Sleep = Callable[[float], Awaitable[object]]
 T = TypeVar("T")
+
+
+class _NotGiven(enum.Enum):
+    """The type of `_NOT_GIVEN`: an argument left out."""
+
+    NOT_GIVEN = enum.auto()
+
+
+_NOT_GIVEN = _NotGiven.NOT_GIVEN
+
+
+def _keyword_version(
+    method: str, positional: tuple[int, ...], expected_version: int | _NotGiven
+) -> int:
+    """`expected_version` given by keyword, or (deprecated) as the one extra positional."""
+    if len(positional) > 1:
+        raise TypeError(
+            f"{method}() takes the session id and keyword arguments, but got "
+            f"{len(positional) + 1} positional arguments"
+        )
+    if positional:
+        if expected_version is not _NOT_GIVEN:
+            raise TypeError(f"{method}() got expected_version both by position and by keyword")
+        warnings.warn(
+            f"passing expected_version to {method}() by position is deprecated and stops "
+            f"working in the next release: write {method}(session_id, "
+            "expected_version=session.version, ...)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return positional[0]
+    if expected_version is _NOT_GIVEN:
+        raise TypeError(
+            f"{method}() needs expected_version=...: the version the change was decided on"
+        )
+    return expected_version
+
 
 DEFAULT_WRITE_ATTEMPTS = 3
 """How many times the manager sends a write whose outcome stays unknown (same key each time)."""
@@ -207,6 +246,19 @@ class SessionManager:
         registry: AgentRegistry | None = None,
         write_attempts: int = DEFAULT_WRITE_ATTEMPTS,
     ) -> None:
+        # Checked here, or a wrong argument surfaces later as a raw AttributeError.
+        if not isinstance(storage, StorageBackend):
+            raise ValidationError(
+                "storage",
+                f"must be a storage backend (InMemoryStorage(), await open_storage(...)), "
+                f"got {type(storage).__name__}",
+            )
+        if registry is not None and not isinstance(registry, AgentRegistry):
+            raise ValidationError(
+                "registry",
+                f"must be an AgentRegistry or None (the default registry), "
+                f"got {type(registry).__name__}",
+            )
         self.workspace_id = check_id("workspace_id", workspace_id)
         self.write_attempts = check_int(
             "write_attempts", write_attempts, minimum=1, maximum=MAX_WRITE_ATTEMPTS
@@ -287,8 +339,8 @@ class SessionManager:
     async def update_session_with_version(
         self,
         session_id: str,
-        expected_version: int,
-        *,
+        *positional: int,
+        expected_version: int | _NotGiven = _NOT_GIVEN,
         current_mode: str | None = None,
         status: SessionStatus | str | None = None,
         last_activity_at: datetime | None = None,
@@ -298,36 +350,60 @@ class SessionManager:
 
         A mode change must be allowed by the agent's state machine
         (`InvalidTransitionError` otherwise).
+
+            await manager.update_session_with_version(
+                session.id, expected_version=session.version, current_mode="ordering"
+            )
+
+        `expected_version` is keyword-only, as in `update_state` and `commit`; passing it by
+        position still works for one release, with a `DeprecationWarning`.
         """
-        check_int("expected_version", expected_version, minimum=1)
+        version = _keyword_version("update_session_with_version", positional, expected_version)
+        check_int("expected_version", version, minimum=1)
         change = SessionChange(
             current_mode=current_mode,
             status=status,
             last_activity_at=last_activity_at,
         )
         result = await self.commit(
-            session_id, change, expected_version=expected_version, idempotency_key=idempotency_key
+            session_id, change, expected_version=version, idempotency_key=idempotency_key
         )
         return result.session
 
     async def close_session(
-        self, session_id: str, expected_version: int, *, idempotency_key: str | None = None
+        self,
+        session_id: str,
+        *positional: int,
+        expected_version: int | _NotGiven = _NOT_GIVEN,
+        idempotency_key: str | None = None,
     ) -> Session:
-        """Close the session; it takes no more writes."""
+        """Close the session; it takes no more writes.
+
+        `expected_version` is keyword-only (by position: deprecated, see
+        `update_session_with_version`).
+        """
         return await self.update_session_with_version(
             session_id,
-            expected_version,
+            expected_version=_keyword_version("close_session", positional, expected_version),
             status=SessionStatus.CLOSED,
             idempotency_key=idempotency_key,
         )
 
     async def handoff_session(
-        self, session_id: str, expected_version: int, *, idempotency_key: str | None = None
+        self,
+        session_id: str,
+        *positional: int,
+        expected_version: int | _NotGiven = _NOT_GIVEN,
+        idempotency_key: str | None = None,
     ) -> Session:
-        """Hand the session to a human; the agent takes no more writes on it."""
+        """Hand the session to a human; the agent takes no more writes on it.
+
+        `expected_version` is keyword-only (by position: deprecated, see
+        `update_session_with_version`).
+        """
         return await self.update_session_with_version(
             session_id,
-            expected_version,
+            expected_version=_keyword_version("handoff_session", positional, expected_version),
             status=SessionStatus.HANDED_OFF,
             idempotency_key=idempotency_key,
         )

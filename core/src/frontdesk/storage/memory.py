@@ -41,6 +41,7 @@ from .runs import (
     is_current,
     pick_history,
     plan_receive,
+    purgeable,
     start_run,
 )
 
@@ -303,13 +304,15 @@ class InMemoryStorage:
     ) -> int:
         await asyncio.sleep(0)
         with self._lock:
-            cutoff = self._clock() - inactive_for
+            now = self._clock()
+            cutoff = now - inactive_for
             old = [
                 record
                 for record in self._records.values()
                 if record.session.workspace_id == workspace_id
                 and record.session.last_activity_at < cutoff
                 and (status is None or record.session.status == status)
+                and purgeable(record.run, record.pending, now)
             ]
             old.sort(key=lambda r: (r.session.last_activity_at, r.session.id))
             for record in old[:limit]:

@@ -29,6 +29,7 @@ __all__ = [
     "pick_history",
     "pick_inputs",
     "plan_receive",
+    "purgeable",
     "start_run",
 ]
 
@@ -112,6 +113,15 @@ def end_run(
 def can_resume(run: RunState, pending: Sequence[int], now: datetime) -> bool:
     """Whether `resume_abandoned` may claim the session: its run expired with messages."""
     return run.held() and not run.live(now) and bool(pending)
+
+
+def purgeable(run: RunState, pending: Sequence[int], now: datetime) -> bool:
+    """Whether retention may delete the session: no live run, no message awaiting an answer.
+
+    Deleting such a session would make the worker's `complete` fail with
+    `SessionNotFoundError` and drop messages nobody answered.
+    """
+    return not run.live(now) and not pending
 
 
 def pick_history(turns: Sequence[Turn], pending: Collection[int], limit: int) -> list[Turn]:

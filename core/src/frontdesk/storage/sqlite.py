@@ -527,14 +527,19 @@ class SQLiteStorage:
         limit: int,
     ) -> int:
         def purge(conn: sqlite3.Connection) -> int:
-            cutoff = _time(self._clock() - inactive_for)
+            now = self._clock()
+            cutoff = _time(now - inactive_for)
             status_filter = "" if status is None else " and status = ?"
             chosen = () if status is None else (str(status),)
+            # What `runs.purgeable` says: no live run, no message awaiting an answer.
             cursor = conn.execute(
-                "delete from agent_sessions where id in (select id from agent_sessions"  # noqa: S608 - fixed names
+                "delete from agent_sessions where id in (select id from agent_sessions s"  # noqa: S608 - fixed names
                 f" where workspace_id = ? and last_activity_at < ?{status_filter}"
+                " and (run_expires_at is null or run_expires_at <= ?)"
+                " and not exists (select 1 from agent_turns t"
+                " where t.session_id = s.id and t.pending = 1)"
                 " order by last_activity_at, id limit ?)",
-                (workspace_id, cutoff, *chosen, limit),
+                (workspace_id, cutoff, *chosen, _time(now), limit),
             )
             return cursor.rowcount
 

@@ -102,7 +102,7 @@ def _commit(change: Callable[[], SessionChange], version: Any = 1) -> Call:
 
 
 def _move(version: Any = 1, **fields: Any) -> Call:
-    return lambda m, s: m.update_session_with_version(s.id, version, **fields)
+    return lambda m, s: m.update_session_with_version(s.id, expected_version=version, **fields)
 
 
 async def _in_workspace(workspace_id: Any, m: SessionManager) -> Any:
@@ -286,7 +286,7 @@ CASES = [
         _case(
             f"close-version-{name}",
             "expected_version",
-            _each(lambda m, s, v: m.close_session(s.id, v), value),
+            _each(lambda m, s, v: m.close_session(s.id, expected_version=v), value),
         )
         for name, value in [("str", "1"), ("bool", True), ("zero", 0)]
     ),
@@ -412,7 +412,9 @@ class BadInputContract(ContractBase):
         self, manager: SessionManager, session: Session
     ) -> None:
         with pytest.raises(InvalidTransitionError) as excinfo:
-            await manager.update_session_with_version(session.id, 1, current_mode="undeclared")
+            await manager.update_session_with_version(
+                session.id, expected_version=1, current_mode="undeclared"
+            )
         error = excinfo.value
         assert error.modes == ("greeting", "collecting", "confirming", "done")
         assert "has no mode 'undeclared'" in str(error)
@@ -427,7 +429,9 @@ class BadInputContract(ContractBase):
         self, manager: SessionManager, session: Session
     ) -> None:
         with pytest.raises(ValidationError, match="one of active, closed, handed_off"):
-            await manager.update_session_with_version(session.id, 1, status="archived")
+            await manager.update_session_with_version(
+                session.id, expected_version=1, status="archived"
+            )
         with pytest.raises(ValidationError, match="one of user, assistant, system, tool"):
             await manager.add_turn(session.id, role="robot", content="x")
         assert await manager.get_session(session.id) == session

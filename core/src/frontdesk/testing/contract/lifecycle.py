@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 
+from ...config import DoubleTexting
 from ...errors import (
     AgentChangedError,
     InvalidCursorError,
@@ -16,12 +17,12 @@ from ...errors import (
     VersionConflictError,
 )
 from ...lifecycle import ErasureReport, SessionMigration, SessionSummary
-from ...models import NewTurn, Session, SessionState, SessionStatus, Turn
+from ...models import NewTurn, Role, Session, SessionState, SessionStatus, Turn
 from ...pipeline import InboundMessage
 from ...sessions import SessionChange, SessionManager
 from ...storage.base import StorageBackend
 from ..agents import TEST_AGENT_ID, make_test_agent
-from ._base import ContractBase, gather_outcomes
+from ._base import SHORT_RUNS_AGENT, ContractBase, gather_outcomes, pipeline_agent
 
 OTHER_AGENT_ID = "test-agent-two"
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
@@ -42,7 +43,7 @@ async def _listed(manager: SessionManager, *, limit: int = 1000, **filters: obje
 async def _backdate(manager: SessionManager, session: Session, when: datetime) -> Session:
     current = await manager.get_session(session.id)
     return await manager.update_session_with_version(
-        session.id, current.version, last_activity_at=when
+        session.id, expected_version=current.version, last_activity_at=when
     )
 
 
@@ -143,11 +144,11 @@ class LifecycleContract(ContractBase):
             )
             if i % 3 == 1:
                 session = await manager.update_session_with_version(
-                    session.id, session.version, current_mode="collecting"
+                    session.id, expected_version=session.version, current_mode="collecting"
                 )
             session = await _backdate(manager, session, base + timedelta(hours=i))
             if i % 5 == 0:
-                session = await manager.close_session(session.id, session.version)
+                session = await manager.close_session(session.id, expected_version=session.version)
             made.append(session)
         cases: list[dict[str, object]] = [
             {},
@@ -261,11 +262,11 @@ class LifecycleContract(ContractBase):
     ) -> None:
         old_active = await _backdate(manager, await self._create(manager, "a"), LONG_AGO)
         old_closed = await _backdate(manager, await self._create(manager, "b"), LONG_AGO)
-        await manager.close_session(old_closed.id, old_closed.version)
+        await manager.close_session(old_closed.id, expected_version=old_closed.version)
         recent = await self._create(manager, "c")
         month = datetime.now(UTC) - timedelta(days=10)
         recent_closed = await _backdate(manager, await self._create(manager, "d"), month)
-        await manager.close_session(recent_closed.id, recent_closed.version)
+        await manager.close_session(recent_closed.id, expected_version=recent_closed.version)
         elsewhere = await _backdate(other_manager, await self._create(other_manager, "a"), LONG_AGO)
 
         assert await manager.purge(inactive_for=timedelta(days=30), status="closed") == 1
@@ -289,6 +290,35 @@ class LifecycleContract(ContractBase):
         assert await manager.purge(inactive_for=timedelta(days=1), batch_size=2) == 5
         assert await _listed(manager) == [keep.id]
 
+    async def test_purge_keeps_sessions_the_pipeline_is_working_on(
+        self, manager: SessionManager
+    ) -> None:
+        def inbound(agent_id: str, conversation: str, text: str) -> InboundMessage:
+            return InboundMessage(
+                agent_id=agent_id,
+                conversation_id=conversation,
+                contact_id="contact-1",
+                message_id=f"wamid.{conversation}.{text}",
+                content=text,
+            )
+
+        answer = SessionChange(turns=[NewTurn(role=Role.ASSISTANT, content="hello")])
+        merge = pipeline_agent(DoubleTexting.MERGE)
+        live = await manager.receive(inbound(merge, "live", "hola"))
+        assert live.run is not None
+        crashed = await manager.receive(inbound(SHORT_RUNS_AGENT, "abandoned", "hola"))
+        assert crashed.run is not None
+        idle = await self._create(manager, "idle")
+        await asyncio.sleep(self.run_timeout * 1.5)  # the short run expires, unanswered
+
+        assert await manager.purge(inactive_for=timedelta(0)) == 1
+        assert sorted(await _listed(manager)) == sorted([live.session.id, crashed.session.id])
+        assert idle.id not in await _listed(manager)
+        done = await manager.complete(live.run, answer)  # its worker finishes: nothing lost
+        assert done.next_run is None
+        assert await manager.purge(inactive_for=timedelta(0)) == 1
+        assert await _listed(manager) == [crashed.session.id], "its message is unanswered"
+
     # -- erasing ---------------------------------------------------------------------------
 
     async def test_erase_contact_removes_everything_of_the_contact(
@@ -305,7 +335,7 @@ class LifecycleContract(ContractBase):
             if index == 0:
                 await manager.add_turn(session.id, role="assistant", content="noted")
         closed = await manager.get_session(theirs[1].id)
-        await manager.close_session(closed.id, closed.version)
+        await manager.close_session(closed.id, expected_version=closed.version)
         kept = await self._create(manager, "c3", contact="someone-else")
         await manager.add_turn(kept.id, role="user", content="hi")
         elsewhere = await self._create(other_manager, "c1", contact="erase-me")
@@ -414,7 +444,7 @@ class LifecycleContract(ContractBase):
         assert migrated.last_activity_at == current.last_activity_at
         assert await manager.get_session(session.id) == migrated
         assert await manager.get_turn_count(session.id) == 1
-        closed = await manager.close_session(session.id, migrated.version)
+        closed = await manager.close_session(session.id, expected_version=migrated.version)
         with pytest.raises(SessionClosedError):
             await storage.migrate_session(
                 workspace_id, session.id, SessionMigration(closed.version, "9.1", "done", state)
@@ -429,7 +459,7 @@ class LifecycleContract(ContractBase):
         registry.register(make_test_agent(version="1.0"), replace=True)
         session = await self._create(manager, "c")
         session = await manager.update_session_with_version(
-            session.id, session.version, current_mode="collecting"
+            session.id, expected_version=session.version, current_mode="collecting"
         )
         assert session.agent_version == "1.0"
         # 2.0 renames "collecting" to "gathering".
@@ -446,7 +476,7 @@ class LifecycleContract(ContractBase):
         registry.register(new_agent, replace=True)
         with pytest.raises(AgentChangedError) as excinfo:
             await manager.update_session_with_version(
-                session.id, session.version, current_mode="confirming"
+                session.id, expected_version=session.version, current_mode="confirming"
             )
         error = excinfo.value
         assert (error.session_agent_version, error.installed_agent_version) == ("1.0", "2.0")

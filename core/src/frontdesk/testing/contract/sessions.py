@@ -116,7 +116,7 @@ class SessionContract(ContractBase):
     async def test_closing_frees_the_conversation(
         self, manager: SessionManager, session: Session
     ) -> None:
-        await manager.close_session(session.id, session.version)
+        await manager.close_session(session.id, expected_version=session.version)
         assert await manager.get_session_by_conversation("conv-1", TEST_AGENT_ID) is None
         fresh, created = await manager.get_or_create_session(
             agent_id=TEST_AGENT_ID, conversation_id="conv-1", contact_id="contact-1"
@@ -168,7 +168,7 @@ class SessionContract(ContractBase):
                 agent_id=TEST_AGENT_ID, conversation_id=conversation, contact_id="u"
             )
             outcomes = await gather_outcomes(
-                manager.close_session(first.id, first.version),
+                manager.close_session(first.id, expected_version=first.version),
                 *(
                     manager.get_or_create_session(
                         agent_id=TEST_AGENT_ID, conversation_id=conversation, contact_id="u"
@@ -213,7 +213,9 @@ class SessionContract(ContractBase):
         for call in (
             lambda: manager.add_turn(missing, role="user", content="hi"),
             lambda: manager.add_intent_seen(missing, "greeting"),
-            lambda: manager.update_session_with_version(missing, 1, current_mode="collecting"),
+            lambda: manager.update_session_with_version(
+                missing, expected_version=1, current_mode="collecting"
+            ),
             lambda: manager.get_turns(missing),
             lambda: manager.get_turn_count(missing),
         ):

@@ -25,17 +25,19 @@ class StatusContract(ContractBase):
         self, manager: SessionManager, session: Session, status: SessionStatus
     ) -> None:
         if status is SessionStatus.CLOSED:
-            finished = await manager.close_session(session.id, session.version)
+            finished = await manager.close_session(session.id, expected_version=session.version)
         else:
-            finished = await manager.handoff_session(session.id, session.version)
+            finished = await manager.handoff_session(session.id, expected_version=session.version)
         assert finished.status is status
         assert not finished.is_active
         for call in (
             lambda: manager.add_turn(session.id, role="user", content="late"),
             lambda: manager.add_intent_seen(session.id, "late"),
             lambda: manager.update_captured_data(session.id, {"late": "yes"}),
-            lambda: manager.update_session_with_version(session.id, 2, current_mode="collecting"),
-            lambda: manager.close_session(session.id, 2),
+            lambda: manager.update_session_with_version(
+                session.id, expected_version=2, current_mode="collecting"
+            ),
+            lambda: manager.close_session(session.id, expected_version=2),
         ):
             with pytest.raises(SessionClosedError) as excinfo:
                 await call()
@@ -48,19 +50,25 @@ class StatusContract(ContractBase):
     ) -> None:
         await manager.add_turn(session.id, role="user", content="hi")
         with pytest.raises(VersionConflictError) as excinfo:
-            await manager.close_session(session.id, session.version)
+            await manager.close_session(session.id, expected_version=session.version)
         assert (excinfo.value.expected_version, excinfo.value.current_version) == (1, 2)
         assert (await manager.get_session(session.id)).is_active
 
     async def test_modes_follow_the_state_machine(
         self, manager: SessionManager, session: Session
     ) -> None:
-        moved = await manager.update_session_with_version(session.id, 1, current_mode="collecting")
+        moved = await manager.update_session_with_version(
+            session.id, expected_version=1, current_mode="collecting"
+        )
         assert moved.current_mode == "collecting"
-        same = await manager.update_session_with_version(session.id, 2, current_mode="collecting")
+        same = await manager.update_session_with_version(
+            session.id, expected_version=2, current_mode="collecting"
+        )
         assert same.version == 3
         with pytest.raises(InvalidTransitionError) as excinfo:
-            await manager.update_session_with_version(session.id, 3, current_mode="done")
+            await manager.update_session_with_version(
+                session.id, expected_version=3, current_mode="done"
+            )
         error = excinfo.value
         assert (error.agent_id, error.current_mode, error.requested_mode) == (
             TEST_AGENT_ID,
@@ -69,5 +77,7 @@ class StatusContract(ContractBase):
         )
         assert error.allowed == ("confirming",)
         with pytest.raises(InvalidTransitionError):
-            await manager.update_session_with_version(session.id, 3, current_mode="undeclared")
+            await manager.update_session_with_version(
+                session.id, expected_version=3, current_mode="undeclared"
+            )
         assert (await manager.get_session(session.id)).version == 3

@@ -152,7 +152,7 @@ class TurnContract(ContractBase):
         assert after.created_at == session.created_at
         explicit = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
         updated = await manager.update_session_with_version(
-            session.id, after.version, last_activity_at=explicit
+            session.id, expected_version=after.version, last_activity_at=explicit
         )
         assert updated.last_activity_at == explicit
 

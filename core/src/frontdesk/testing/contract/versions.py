@@ -30,14 +30,16 @@ class VersionContract(ContractBase):
         assert (await manager.update_data(sid, {"k": 1})).version == 5
         await manager.add_turn(sid, role="user", content="hi")
         assert (await manager.get_session(sid)).version == 6
-        updated = await manager.update_session_with_version(sid, 6, current_mode="collecting")
+        updated = await manager.update_session_with_version(
+            sid, expected_version=6, current_mode="collecting"
+        )
         assert updated.version == 7
         replaced = await manager.update_state(
             sid, SessionState(templates_sent=("x",)), expected_version=7
         )
         assert replaced.version == 8
         assert replaced.state == SessionState(templates_sent=("x",))
-        assert (await manager.close_session(sid, 8)).version == 9
+        assert (await manager.close_session(sid, expected_version=8)).version == 9
 
     async def test_stale_version_is_refused_and_writes_nothing(
         self, manager: SessionManager, session: Session

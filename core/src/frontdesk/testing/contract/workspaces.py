@@ -39,9 +39,9 @@ class WorkspaceContract(ContractBase):
             lambda: other_manager.get_state(session.id),
             lambda: other_manager.get_turn_count(session.id),
             lambda: other_manager.update_session_with_version(
-                session.id, 2, current_mode="collecting"
+                session.id, expected_version=2, current_mode="collecting"
             ),
-            lambda: other_manager.close_session(session.id, 2),
+            lambda: other_manager.close_session(session.id, expected_version=2),
             lambda: other_manager.get_turns(session.id),
             lambda: other_manager.get_total_tokens_used(session.id),
         ):
