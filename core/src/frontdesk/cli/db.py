@@ -117,7 +117,7 @@ def _report_functions(health: Mapping[str, Any]) -> bool:
     from ..storage._pgjson import CALLED_FUNCTIONS
 
     present = health.get("functions")
-    if present is None:  # a frontdesk_health from before 0007 cannot list them
+    if present is None:  # a frontdesk_health from before 0006 cannot list them
         _report(
             "functions", False, "the database predates this frontdesk: run `frontdesk db migrate`"
         )

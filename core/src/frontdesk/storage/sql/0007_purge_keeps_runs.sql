@@ -1,4 +1,4 @@
--- frontdesk 0008: retention never deletes a session the message pipeline is working on.
+-- frontdesk 0007: retention never deletes a session the message pipeline is working on.
 --
 -- frontdesk_purge_sessions (0004) deleted every idle session, including one whose run was
 -- still live (its worker's frontdesk_complete then found no session) or whose messages
