@@ -195,9 +195,15 @@ def test_a_bad_cursor_does_not_speak_of_writes(sessions: list[Session]) -> None:
     assert "nothing was listed" in result.stderr
 
 
-def test_help_names_the_variable_not_a_default(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "command", [["sessions", "list"], ["runs", "resume"], ["demo"]], ids=lambda c: " ".join(c)
+)
+def test_help_names_the_variable_not_a_default(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
     monkeypatch.setenv("FRONTDESK_STORAGE", "sqlite")
-    result = run("sessions", "list", "--help")
+    result = run(*command, "--help")
+    assert result.exit_code == 0, result.output
     assert "[default: memory]" not in result.stdout
     assert "$FRONTDESK_STORAGE" in result.stdout
 

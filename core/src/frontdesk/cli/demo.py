@@ -62,9 +62,10 @@ def command() -> click.Command:
         "storage_name",
         envvar="FRONTDESK_STORAGE",
         default="memory",
-        show_default=True,
-        help="Storage backend by name (memory, sqlite, postgres, supabase, ...); "
-        "also $FRONTDESK_STORAGE.",
+        # The default shown would be wrong whenever the variable is set: name the variable.
+        show_default=False,
+        help="Storage backend by name (memory, sqlite, postgres, supabase, ...). "
+        "Default: $FRONTDESK_STORAGE, else memory.",
     )
     @click.option(
         "--keep", is_flag=True, help="Keep the demo's sessions instead of deleting them at the end."
