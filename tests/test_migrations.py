@@ -14,8 +14,8 @@ import pytest
 from psycopg import sql
 
 from frontdesk import StorageError
+from frontdesk.storage import _functions as sql_function_storage
 from frontdesk.storage import postgres as postgres_storage
-from frontdesk.storage import supabase as supabase_storage
 from frontdesk.storage._pgjson import CALLED_FUNCTIONS, commit_function
 from frontdesk.storage.migrations import (
     _LOCK_KEY,
@@ -176,8 +176,9 @@ def test_migrate_repairs_privileges_granted_later(fresh_database: str) -> None:
 def test_db_check_expects_every_function_the_backends_call() -> None:
     """`CALLED_FUNCTIONS` (what `db check` looks for) is what the SQL backends really call."""
     called_by_postgres = set(postgres_storage._SIGNATURES)
-    # Supabase names its functions inline, and its commits through `commit_function`.
-    sources = inspect.getsource(supabase_storage) + inspect.getsource(commit_function)
-    called_by_supabase = set(re.findall(r'"(frontdesk_[a-z_]+)"', sources))
+    # Both backends call the functions named in their shared primitives, and commit through
+    # `commit_function`.
+    sources = inspect.getsource(sql_function_storage) + inspect.getsource(commit_function)
+    called_by_both = set(re.findall(r'"(frontdesk_[a-z_]+)"', sources))
     assert called_by_postgres == CALLED_FUNCTIONS
-    assert called_by_supabase == CALLED_FUNCTIONS
+    assert called_by_both == CALLED_FUNCTIONS

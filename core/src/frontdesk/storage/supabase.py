@@ -44,8 +44,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,34 +54,15 @@ from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions, SupabaseException, acreate_client
 
 from ..errors import (
-    SessionNotFoundError,
     StorageAccessDeniedError,
     StorageError,
     StorageUnavailableError,
 )
-from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
-from ..models import Session, SessionStatus, Turn, TurnStats
-from ..pipeline import Completion, Receipt, Run
+from ._functions import SQLFunctionStorage
 from ._pgjson import (
-    commit_function,
-    commit_params,
-    commit_result_from_json,
-    complete_params,
-    completion_from_json,
-    list_sessions_params,
-    migrate_session_params,
-    policies_json,
     raised_error,
-    receipt_from_json,
-    receive_params,
-    run_from_json,
 )
-from ._pgjson import is_uuid as _is_uuid
-from ._pgjson import session_from_json as _session
-from ._pgjson import summary_from_json as _summary
-from ._pgjson import turn_from_json as _turn
 from ._sqlstate import Phase, classify
-from .base import Commit, CommitResult, Delivery, NewSession, RunPolicy
 
 __all__ = ["SupabaseStorage"]
 
@@ -89,7 +70,7 @@ URL_ENV = "SUPABASE_URL"
 KEY_ENV = "SUPABASE_SERVICE_ROLE_KEY"
 
 
-class SupabaseStorage:
+class SupabaseStorage(SQLFunctionStorage):
     """The `StorageBackend` for Supabase, over supabase-py's `AsyncClient`.
 
     Create one per process and reuse it: it holds one HTTP connection pool. Pass an
@@ -161,236 +142,9 @@ class SupabaseStorage:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    # -- the primitives --------------------------------------------------------------------
-
-    async def create_session(
-        self, new: NewSession, *, return_existing: bool = False
-    ) -> tuple[Session, bool]:
-        # A create is idempotent by id (the SQL function returns the session it made on a
-        # repeat), so a create whose answer was lost is retried once, safely.
-        try:
-            return await self._create(new, return_existing=return_existing)
-        except StorageUnavailableError as first:
-            if not first.may_have_applied:
-                raise
-            try:
-                return await self._create(new, return_existing=return_existing)
-            except StorageUnavailableError as retry:
-                # The first attempt may have created the session, whatever the retry's
-                # own failure says about the retry.
-                raise StorageUnavailableError(
-                    first.operation,
-                    f"{first.detail}; the retry failed too: {retry.detail}",
-                    may_have_applied=True,
-                ) from retry
-
-    async def _create(self, new: NewSession, *, return_existing: bool) -> tuple[Session, bool]:
-        data = await self._rpc(
-            "frontdesk_create_session",
-            {
-                "p_id": new.id,
-                "p_workspace_id": new.workspace_id,
-                "p_agent_id": new.agent_id,
-                "p_conversation_id": new.conversation_id,
-                "p_contact_id": new.contact_id,
-                "p_current_mode": new.current_mode,
-                "p_state": new.state.to_json(),
-                "p_return_existing": return_existing,
-                "p_agent_version": new.agent_version,
-            },
-            session_id=new.id,
-            extra={"conversation_id": new.conversation_id, "agent_id": new.agent_id},
-        )
-        return _session(data["session"]), bool(data["created"])
-
-    async def get_session(self, workspace_id: str, session_id: str) -> Session | None:
-        if not _is_uuid(session_id):
-            return None
-        data = await self._rpc(
-            "frontdesk_get_session",
-            {"p_workspace_id": workspace_id, "p_session_id": session_id},
-            session_id=session_id,
-            read=True,
-        )
-        return None if data is None else _session(data)
-
-    async def find_active_session(
-        self, workspace_id: str, conversation_id: str, agent_id: str
-    ) -> Session | None:
-        data = await self._rpc(
-            "frontdesk_find_active_session",
-            {
-                "p_workspace_id": workspace_id,
-                "p_conversation_id": conversation_id,
-                "p_agent_id": agent_id,
-            },
-            read=True,
-        )
-        return None if data is None else _session(data)
-
-    async def commit(self, workspace_id: str, session_id: str, commit: Commit) -> CommitResult:
-        if not _is_uuid(session_id):
-            raise SessionNotFoundError(session_id)
-        data = await self._rpc(
-            commit_function(commit),
-            commit_params(workspace_id, session_id, commit),
-            session_id=session_id,
-            extra={"expected_version": commit.expected_version},
-        )
-        return commit_result_from_json(data)
-
-    # -- the message pipeline --------------------------------------------------------------
-
-    async def receive(self, delivery: Delivery) -> Receipt:
-        new = delivery.new_session
-        data = await self._rpc(
-            "frontdesk_receive",
-            receive_params(delivery),
-            session_id=new.id,
-            extra={"conversation_id": new.conversation_id, "agent_id": new.agent_id},
-        )
-        return receipt_from_json(data)
-
-    async def complete(
-        self,
-        workspace_id: str,
-        session_id: str,
-        token: int,
-        commit: Commit,
-        policy: RunPolicy,
-    ) -> Completion:
-        if not _is_uuid(session_id):
-            raise SessionNotFoundError(session_id)
-        data = await self._rpc(
-            "frontdesk_complete",
-            complete_params(workspace_id, session_id, token, commit, policy),
-            session_id=session_id,
-            extra={"expected_version": commit.expected_version, "token": token},
-        )
-        return completion_from_json(data)
-
-    async def extend_run(
-        self, workspace_id: str, session_id: str, token: int, lease_seconds: float
-    ) -> datetime:
-        if not _is_uuid(session_id):
-            raise SessionNotFoundError(session_id)
-        data = await self._rpc(
-            "frontdesk_extend_run",
-            {
-                "p_workspace_id": workspace_id,
-                "p_session_id": session_id,
-                "p_token": token,
-                "p_lease_seconds": lease_seconds,
-            },
-            session_id=session_id,
-            extra={"token": token},
-        )
-        return datetime.fromisoformat(data["expires_at"])
-
-    async def resume_abandoned(
-        self, workspace_id: str, policies: Mapping[str, RunPolicy], limit: int
-    ) -> Sequence[Run]:
-        data = await self._rpc(
-            "frontdesk_resume_abandoned",
-            {
-                "p_workspace_id": workspace_id,
-                "p_policies": policies_json(policies),
-                "p_limit": limit,
-            },
-        )
-        return [run for run in map(run_from_json, data) if run is not None]
-
-    async def list_turns(
-        self, workspace_id: str, session_id: str, *, limit: int | None = None
-    ) -> Sequence[Turn]:
-        if not _is_uuid(session_id):
-            raise SessionNotFoundError(session_id)
-        params: dict[str, Any] = {"p_workspace_id": workspace_id, "p_session_id": session_id}
-        if limit is not None:
-            params["p_limit"] = limit
-        data = await self._rpc("frontdesk_list_turns", params, session_id=session_id, read=True)
-        return [_turn(turn) for turn in data]
-
-    async def turn_stats(self, workspace_id: str, session_id: str) -> TurnStats:
-        if not _is_uuid(session_id):
-            raise SessionNotFoundError(session_id)
-        data = await self._rpc(
-            "frontdesk_turn_stats",
-            {"p_workspace_id": workspace_id, "p_session_id": session_id},
-            session_id=session_id,
-            read=True,
-        )
-        return TurnStats(count=int(data["count"]), tokens_used=int(data["tokens_used"]))
-
-    # -- lifecycle: listing, removal, migration -------------------------------------------
-
-    async def list_sessions(
-        self, workspace_id: str, query: SessionQuery
-    ) -> Sequence[SessionSummary]:
-        params = list_sessions_params(workspace_id, query)
-        json_params = {
-            name: value.isoformat() if isinstance(value, datetime) else value
-            for name, value in params.items()
-        }
-        data = await self._rpc("frontdesk_list_sessions", json_params, read=True)
-        return [_summary(item) for item in data]
-
-    async def delete_session(self, workspace_id: str, session_id: str) -> bool:
-        if not _is_uuid(session_id):
-            return False
-        data = await self._rpc(
-            "frontdesk_delete_session",
-            {"p_workspace_id": workspace_id, "p_session_id": session_id},
-            session_id=session_id,
-        )
-        return bool(data)
-
-    async def purge_sessions(
-        self,
-        workspace_id: str,
-        *,
-        inactive_for: timedelta,
-        status: SessionStatus | None,
-        limit: int,
-    ) -> int:
-        params: dict[str, Any] = {
-            "p_workspace_id": workspace_id,
-            "p_inactive_seconds": inactive_for.total_seconds(),
-            "p_limit": limit,
-        }
-        if status is not None:
-            params["p_status"] = str(status)
-        return int(await self._rpc("frontdesk_purge_sessions", params))
-
-    async def erase_contact(self, workspace_id: str, contact_id: str) -> ErasureReport:
-        data = await self._rpc(
-            "frontdesk_erase_contact",
-            {"p_workspace_id": workspace_id, "p_contact_id": contact_id},
-        )
-        return ErasureReport(sessions=int(data["sessions"]), turns=int(data["turns"]))
-
-    async def migrate_session(
-        self, workspace_id: str, session_id: str, migration: SessionMigration
-    ) -> Session:
-        if not _is_uuid(session_id):
-            raise SessionNotFoundError(session_id)
-        params = migrate_session_params(workspace_id, session_id, migration)
-        data = await self._rpc(
-            "frontdesk_migrate_session",
-            params,
-            session_id=session_id,
-            extra={"expected_version": migration.expected_version},
-        )
-        return _session(data)
-
-    async def health(self) -> dict[str, Any]:
-        """What the database reports about itself: callable functions, row-level security, exposure."""
-        data: dict[str, Any] = await self._rpc("frontdesk_health", {}, read=True)
-        return data
-
     # -- the one request -------------------------------------------------------------------
 
-    async def _rpc(
+    async def _call(
         self,
         function: str,
         params: dict[str, Any],
@@ -405,6 +159,11 @@ class SupabaseStorage:
         `eq.1` as filters. Reads are STABLE functions, which PostgREST runs read-only; one
         whose connection was lost is retried once (supabase-py retries only GETs).
         """
+        # JSON over HTTP: datetimes (the listing's bounds) go as ISO 8601 text.
+        params = {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in params.items()
+        }
         attempts = _READ_ATTEMPTS if read else 1
         for attempt in range(1, attempts + 1):
             started = time.monotonic()
