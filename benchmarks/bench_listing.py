@@ -76,14 +76,14 @@ from (
 
 # The same JSON per item as `frontdesk_list_sessions` builds.
 _OFFSET = """
-select coalesce(jsonb_agg(jsonb_build_object(
+select coalesce(json_agg(json_build_object(
            'id', p.id, 'workspace_id', p.workspace_id, 'agent_id', p.agent_id,
            'conversation_id', p.conversation_id, 'contact_id', p.contact_id,
            'version', p.version, 'status', p.status, 'current_mode', p.current_mode,
            'state', p.state, 'created_at', p.created_at, 'updated_at', p.updated_at,
            'last_activity_at', p.last_activity_at, 'agent_version', p.agent_version,
            'turn_count', p.turn_count, 'tokens_used', p.tokens_used)
-           order by p.last_activity_at desc, p.id desc), '[]'::jsonb)
+           order by p.last_activity_at desc, p.id desc), '[]'::json)
 from (select s.* from public.agent_sessions s
       where s.workspace_id = %(workspace)s {filter}
       order by s.last_activity_at desc, s.id desc limit %(limit)s offset %(offset)s) p
