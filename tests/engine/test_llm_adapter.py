@@ -10,7 +10,19 @@ from typing import Any, ClassVar
 import llm
 import pytest
 
-from frontdesk import EngineError, ModelConfig, ModelMessage, ModelOutputError, ModelRequest, Usage
+from frontdesk import (
+    AgentRegistry,
+    Engine,
+    EngineError,
+    InboundMessage,
+    InMemoryStorage,
+    ModelConfig,
+    ModelMessage,
+    ModelOutputError,
+    ModelRequest,
+    SessionManager,
+    Usage,
+)
 from frontdesk.engine import Decision, EngineSettings, ModelProviders, run_agent
 from frontdesk.engine.llm_adapter import LLMModel, get_model_client
 from frontdesk.engine.schema import INTENT_SCHEMA
@@ -156,17 +168,47 @@ async def test_a_schema_answer_that_does_not_match_raises_with_the_text() -> Non
     assert caught.value.input_tokens > 0
 
 
-async def test_a_model_that_needs_a_missing_key_says_how_to_set_it(
+def test_a_model_that_needs_a_missing_key_is_refused_when_resolved() -> None:
+    with pytest.raises(EngineError, match=r"needs an API key.*LLM_USER_PATH") as caught:
+        get_model_client("echo-needs-key")
+    assert "'echo-needs-key'" in str(caught.value)
+
+
+async def test_a_key_removed_after_resolving_says_how_to_set_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("LLM_ECHO_NEEDS_KEY_KEY", "sk-test")
     client = get_model_client("echo-needs-key")
     assert client is not None
+    response = await client.complete(request("echo-needs-key", "hola"))
+    assert json.loads(response.text)["key"] == "sk-test"
+
+    monkeypatch.delenv("LLM_ECHO_NEEDS_KEY_KEY")
     with pytest.raises(EngineError, match=r"needs an API key.*LLM_USER_PATH"):
         await client.complete(request("echo-needs-key", "hola"))
 
-    monkeypatch.setenv("LLM_ECHO_NEEDS_KEY_KEY", "sk-test")
-    response = await client.complete(request("echo-needs-key", "hola"))
-    assert json.loads(response.text)["key"] == "sk-test"
+
+async def test_a_missing_key_fails_the_engine_before_anything_is_recorded() -> None:
+    agent = make_test_agent(
+        intent_detector=ModelConfig(model="echo-needs-key", system_prompt="Classify."),
+        orchestrator=ModelConfig(model="echo-needs-key", system_prompt="Answer."),
+    )
+    registry = AgentRegistry()
+    registry.register(agent)
+    manager = SessionManager(InMemoryStorage(), workspace_id="tests", registry=registry)
+    engine = Engine(manager, providers=ModelProviders())
+    message = InboundMessage(
+        agent_id=agent.id,
+        conversation_id="wa:+34600111222",
+        contact_id="+34600111222",
+        message_id="wamid.1",
+        content="hola",
+    )
+
+    with pytest.raises(EngineError, match="needs an API key"):
+        await engine.handle(message)
+
+    assert (await manager.list_sessions()).items == ()
 
 
 # -- a model defined here: native schemas and options ----------------------------------------

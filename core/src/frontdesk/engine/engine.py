@@ -138,9 +138,10 @@ class Engine:
         that waits for the run in flight (that run's worker answers it), several when
         messages arrived during a run. A run taken over by another worker (the
         `interrupt` policy) stops without writing. The agent's models are resolved
-        before anything is recorded, so a model nobody serves fails here, cleanly. A wrong
-        setup found during a run (a missing API key) raises `EngineError` without writing
-        the run: it expires, and its messages are answered once the setup is fixed.
+        before anything is recorded, so a model nobody serves, or one without its API key,
+        fails here, cleanly. A wrong setup found during a run (a key rejected by the
+        provider) raises `EngineError` without writing the run: it expires, and its
+        messages are answered once the setup is fixed.
         """
         agent = self.manager.registry.get(message.agent_id)
         self._resolve(agent)

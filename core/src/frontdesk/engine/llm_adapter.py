@@ -37,7 +37,21 @@ def get_model_client(model_id: str) -> ModelClient | None:
         model = llm.get_async_model(model_id)
     except llm.UnknownModelError:
         return None
+    # A missing key is a setup error: found here, when the engine resolves the agent's
+    # models before `receive` records anything, rather than in the middle of a run.
+    try:
+        model.get_key()
+    except llm.errors.NeedsKeyException as exc:
+        raise _needs_key(model_id, exc) from exc
     return LLMModel(model)
+
+
+def _needs_key(model_id: str, exc: Exception) -> EngineError:
+    return EngineError(
+        f"model {model_id!r} needs an API key: {exc}. Set the provider's environment "
+        "variable, or run `llm keys set`, with LLM_USER_PATH pointing at the same directory "
+        "as this process."
+    )
 
 
 class LLMModel:
@@ -72,12 +86,8 @@ class LLMModel:
             )
             text = await response.text()
             usage = await response.usage()
-        except llm.errors.NeedsKeyException as exc:
-            raise EngineError(
-                f"model {self.model.model_id!r} needs an API key: {exc}. Set the provider's "
-                "environment variable, or run `llm keys set`, with LLM_USER_PATH pointing "
-                "at the same directory as this process."
-            ) from exc
+        except llm.errors.NeedsKeyException as exc:  # the key was removed since resolving
+            raise _needs_key(self.model.model_id, exc) from exc
         if schema is not None and not native:
             value, problems = parse_json(text)
             problems = problems or check(value, schema)
