@@ -66,4 +66,4 @@ async def test_a_version_1_file_is_upgraded_without_losing_sessions(tmp_path: Pa
     finally:
         await storage.aclose()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("pragma user_version").fetchone() == (3,)
+        assert conn.execute("pragma user_version").fetchone() == (4,)

@@ -145,10 +145,11 @@ def raised_error(
         # The database's own checks (migration 0002): input that frontdesk did not check.
         return ValidationError(str(detail.get("field")), str(detail.get("problem")))
     if kind == "session_already_active" and "existing_session_id" in detail:
+        # A create names the conversation in its arguments; a hand-back, in the detail.
         return SessionAlreadyActiveError(
             str(detail["existing_session_id"]),
-            conversation_id=str(extra.get("conversation_id", "")),
-            agent_id=str(extra.get("agent_id", "")),
+            conversation_id=str(detail.get("conversation_id", extra.get("conversation_id", ""))),
+            agent_id=str(detail.get("agent_id", extra.get("agent_id", ""))),
         )
     return ConflictError(f"{message} ({kind})", session_id=session_id)
 

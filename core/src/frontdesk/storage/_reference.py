@@ -23,7 +23,15 @@ from ..errors import (
 from ..models import Session, SessionState, SessionStatus, Turn
 from .base import Commit, NewSession, apply_state_ops
 
-__all__ = ["CreateOutcome", "committed", "create_outcome", "new_session", "refuse_commit"]
+__all__ = [
+    "CreateOutcome",
+    "committed",
+    "create_outcome",
+    "leaves_active",
+    "new_session",
+    "reactivates",
+    "refuse_commit",
+]
 
 
 @attrs.frozen
@@ -73,10 +81,37 @@ def new_session(new: NewSession, now: datetime) -> Session:
     )
 
 
-def refuse_commit(current: Session, turn_count: int, commit: Commit) -> None:
-    """Raise the error that refuses `commit` on `current`, if any; every check before a change."""
+def reactivates(current: Session, commit: Commit) -> bool:
+    """Whether `commit` hands a handed-off session back to its agent (status active again)."""
+    return current.status == SessionStatus.HANDED_OFF and commit.status == SessionStatus.ACTIVE
+
+
+def leaves_active(current: Session, commit: Commit) -> bool:
+    """Whether `commit` takes an active session out of `active` (closes or hands it off).
+
+    Such a session keeps no run and no messages waiting for one: the run in flight can no
+    longer complete, and what was waiting is the person's (handed off) or nobody's (closed).
+    """
+    return current.status == SessionStatus.ACTIVE and commit.status not in (
+        None,
+        SessionStatus.ACTIVE,
+    )
+
+
+def refuse_commit(
+    current: Session, turn_count: int, commit: Commit, *, active_id: str | None = None
+) -> None:
+    """Raise the error that refuses `commit` on `current`, if any; every check before a change.
+
+    A closed session takes no write. A handed-off session takes only a write that sets its
+    status: `active` hands it back to the agent (refused with `SessionAlreadyActiveError`
+    when `active_id`, the conversation's active session, is another one), `closed` ends it.
+    """
     session_id = current.id
-    if current.status != SessionStatus.ACTIVE:
+    if current.status == SessionStatus.HANDED_OFF:
+        if commit.status not in (SessionStatus.ACTIVE, SessionStatus.CLOSED):
+            raise SessionClosedError(session_id, current.status)
+    elif current.status != SessionStatus.ACTIVE:
         raise SessionClosedError(session_id, current.status)
     expected = commit.expected_version
     if expected is not None and expected != current.version:
@@ -99,6 +134,10 @@ def refuse_commit(current: Session, turn_count: int, commit: Commit) -> None:
         wanted = new_turn.turn_number
         if wanted is not None and wanted != next_number + offset:
             raise TurnNumberConflictError(session_id, wanted, next_number + offset)
+    if reactivates(current, commit) and active_id is not None and active_id != session_id:
+        raise SessionAlreadyActiveError(
+            active_id, conversation_id=current.conversation_id, agent_id=current.agent_id
+        )
 
 
 def committed(

@@ -31,7 +31,14 @@ from ..errors import (
 from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
 from ..models import NewTurn, Role, Session, SessionState, SessionStatus, Turn, TurnStats
 from ..pipeline import Completion, Receipt, Run
-from ._reference import committed, create_outcome, new_session, refuse_commit
+from ._reference import (
+    committed,
+    create_outcome,
+    leaves_active,
+    new_session,
+    reactivates,
+    refuse_commit,
+)
 from .base import Capability, Commit, CommitResult, Delivery, NewSession, RunPolicy
 from .runs import (
     ReceivePlan,
@@ -151,6 +158,18 @@ class InMemoryStorage:
             now = self._clock()
             active_id = self._active.get(conversation)
             record = self._records[active_id] if active_id is not None else None
+            user_turn = NewTurn(role=Role.USER, content=delivery.content)
+            commit = Commit(turns=(user_turn,), last_activity_at=delivery.received_at)
+            handed_off = self._handed_off(conversation) if record is None else None
+            if handed_off is not None:
+                # The conversation is with a person: the message is theirs to answer. It
+                # is recorded (and deduplicated) but waits for no run.
+                result = self._apply(handed_off, commit, now, held=True)
+                turn = attrs.evolve(result.turns[0], message_id=delivery.message_id)
+                handed_off.turns[-1] = turn
+                handed_off.messages[delivery.message_id] = turn.turn_number
+                receipt = Receipt(result.session, turn, duplicate=False, run=None)
+                return self._remember(handed_off, delivery.idempotency_key, receipt)
             policy = delivery.policy
             run_state = record.run if record is not None else RunState()
             plan = plan_receive(run_state, policy.double_texting, now)
@@ -166,8 +185,6 @@ class InMemoryStorage:
                         session_id=new.id,
                     )
                 record = self._insert(new, now)
-            user_turn = NewTurn(role=Role.USER, content=delivery.content)
-            commit = Commit(turns=(user_turn,), last_activity_at=delivery.received_at)
             result = self._apply(record, commit, now)
             turn = attrs.evolve(result.turns[0], message_id=delivery.message_id)
             record.turns[-1] = turn
@@ -199,8 +216,8 @@ class InMemoryStorage:
             if not is_current(record.run, token):
                 raise RunSupersededError(session_id, token, record.run.token)
             now = self._clock()
+            answered = set(record.run.inputs)  # before the commit, which may end the run
             result = self._apply(record, commit, now)
-            answered = set(record.run.inputs)
             record.pending = [number for number in record.pending if number not in answered]
             for number in sorted(answered):
                 record.turns[number - 1] = _answered(record.turns[number - 1], commit)
@@ -374,10 +391,18 @@ class InMemoryStorage:
     async def aclose(self) -> None:
         """Nothing to release; the data stays readable until the object is dropped."""
 
-    def _apply(self, record: _Record, commit: Commit, now: datetime) -> CommitResult:
-        """Check `commit` against the record, then apply it; a refused commit writes nothing."""
+    def _apply(
+        self, record: _Record, commit: Commit, now: datetime, *, held: bool = False
+    ) -> CommitResult:
+        """Check `commit` against the record, then apply it; a refused commit writes nothing.
+
+        `held`: the commit records a message for the person a session was handed off to
+        (receive's own write, which a handed-off session takes without a status change).
+        """
         current = attrs.evolve(record.session, state=record.state)
-        refuse_commit(current, len(record.turns), commit)
+        key = (current.workspace_id, current.conversation_id, current.agent_id)
+        if not held:
+            refuse_commit(current, len(record.turns), commit, active_id=self._active.get(key))
         session, turns = committed(current, len(record.turns), commit, now)
         state = record.state if session.state is record.state else _own(session.state)
         turns = tuple(_copy_turn(turn) for turn in turns)  # owned, as the state is
@@ -390,9 +415,13 @@ class InMemoryStorage:
         record.state = state
         record.turns.extend(turns)
         record.tokens_used += sum(turn.tokens_used for turn in turns)
-        if session.status != SessionStatus.ACTIVE:
-            key = (session.workspace_id, session.conversation_id, session.agent_id)
-            self._active.pop(key, None)
+        if reactivates(current, commit):
+            self._active[key] = session.id
+        elif session.status != SessionStatus.ACTIVE and self._active.get(key) == session.id:
+            del self._active[key]
+        if leaves_active(current, commit):
+            record.run = RunState(record.run.token)
+            record.pending = []
         return answer
 
     def _insert(self, new: NewSession, now: datetime) -> _Record:
@@ -410,6 +439,14 @@ class InMemoryStorage:
         self._records[session.id] = record
         self._active[conversation] = session.id
         self._conversations.setdefault(conversation, []).append(session.id)
+
+    def _handed_off(self, conversation: tuple[str, str, str]) -> _Record | None:
+        """The conversation's newest session if it is handed off (then it takes messages)."""
+        sessions = self._conversations.get(conversation)
+        if not sessions:
+            return None
+        newest = self._records[sessions[-1]]  # in the order they were created
+        return newest if newest.session.status == SessionStatus.HANDED_OFF else None
 
     def _find_message(
         self, conversation: tuple[str, str, str], message_id: str

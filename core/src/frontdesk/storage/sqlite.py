@@ -61,7 +61,14 @@ from ._pgjson import (
     receipt_from_json,
     result_to_json,
 )
-from ._reference import committed, create_outcome, new_session, refuse_commit
+from ._reference import (
+    committed,
+    create_outcome,
+    leaves_active,
+    new_session,
+    reactivates,
+    refuse_commit,
+)
 from .base import Capability, Commit, CommitResult, Delivery, NewSession, RunPolicy
 from .runs import (
     ReceivePlan,
@@ -80,7 +87,7 @@ PATH_ENV = "FRONTDESK_SQLITE_PATH"
 DEFAULT_PATH = "frontdesk.db"
 """The file `from_env()` uses when FRONTDESK_SQLITE_PATH is not set (in the working directory)."""
 
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 
 _SCHEMA = """
 create table if not exists agent_sessions (
@@ -154,7 +161,19 @@ create table if not exists agent_idempotency (
 ) without rowid;
 """
 
-_UPGRADES = {1: _SCHEMA, 2: _SCHEMA_2, 3: _PIPELINE_SCHEMA}
+# Schema 4, a handed-off conversation stays with its person: the newest session of a
+# conversation is looked up, and sessions already closed or handed off lose the run and
+# pending messages they kept (a session handed back would answer them otherwise).
+_SCHEMA_4 = """
+create index if not exists agent_sessions_by_conversation_created
+    on agent_sessions (workspace_id, conversation_id, agent_id, created_at);
+update agent_turns set pending = 0 where pending = 1 and session_id in
+    (select id from agent_sessions where status <> 'active');
+update agent_sessions set run_expires_at = null, run_inputs = '[]'
+    where status <> 'active' and run_expires_at is not null
+"""
+
+_UPGRADES = {1: _SCHEMA, 2: _SCHEMA_2, 3: _PIPELINE_SCHEMA, 4: _SCHEMA_4}
 
 _SESSION_COLUMNS = (
     "id, workspace_id, agent_id, conversation_id, contact_id, version, status, current_mode, "
@@ -310,6 +329,22 @@ class SQLiteStorage:
                 " and agent_id = ? and status = 'active'",
                 (new.workspace_id, new.conversation_id, new.agent_id),
             ).fetchone()
+            user_turn = NewTurn(role=Role.USER, content=delivery.content)
+            commit = Commit(turns=(user_turn,), last_activity_at=delivery.received_at)
+            handed_off = _handed_off(conn, new) if active is None else None
+            if handed_off is not None:
+                # The conversation is with a person: the message is theirs to answer. It
+                # is recorded (and deduplicated) but waits for no run.
+                result = _apply_commit(conn, new.workspace_id, handed_off, commit, now, held=True)
+                turn = attrs.evolve(result.turns[0], message_id=delivery.message_id)
+                conn.execute(
+                    "update agent_turns set message_id = ?"
+                    " where session_id = ? and turn_number = ?",
+                    (delivery.message_id, handed_off, turn.turn_number),
+                )
+                receipt = Receipt(result.session, turn, duplicate=False, run=None)
+                _remember(conn, handed_off, delivery.idempotency_key, "receive", receipt)
+                return receipt
             session_id = new.id if active is None else str(active[0])
             run_state = RunState() if active is None else _run_state(conn, session_id)
             plan = plan_receive(run_state, policy.double_texting, now)
@@ -324,8 +359,6 @@ class SQLiteStorage:
                         session_id=new.id,
                     )
                 _insert_session(conn, new, now)
-            user_turn = NewTurn(role=Role.USER, content=delivery.content)
-            commit = Commit(turns=(user_turn,), last_activity_at=delivery.received_at)
             result = _apply_commit(conn, new.workspace_id, session_id, commit, now)
             number = result.turns[0].turn_number
             conn.execute(
@@ -763,14 +796,33 @@ def _insert_session(conn: sqlite3.Connection, new: NewSession, now: datetime) ->
 
 
 def _apply_commit(
-    conn: sqlite3.Connection, workspace_id: str, session_id: str, commit: Commit, now: datetime
+    conn: sqlite3.Connection,
+    workspace_id: str,
+    session_id: str,
+    commit: Commit,
+    now: datetime,
+    *,
+    held: bool = False,
 ) -> CommitResult:
-    """Check and apply `commit` inside the caller's write transaction."""
+    """Check and apply `commit` inside the caller's write transaction.
+
+    `held`: the commit records a message for the person a session was handed off to
+    (receive's own write, which a handed-off session takes without a status change).
+    """
     found = _select_session(conn, workspace_id, session_id)
     if found is None:
         raise SessionNotFoundError(session_id)
     current, turn_count, tokens_used = found
-    refuse_commit(current, turn_count, commit)
+    if not held:
+        active_id = None
+        if reactivates(current, commit):
+            row = conn.execute(
+                "select id from agent_sessions where workspace_id = ? and conversation_id = ?"
+                " and agent_id = ? and status = 'active'",
+                (current.workspace_id, current.conversation_id, current.agent_id),
+            ).fetchone()
+            active_id = None if row is None else str(row[0])
+        refuse_commit(current, turn_count, commit, active_id=active_id)
     session, turns = committed(current, turn_count, commit, now)
     state_json = _dumps(session.state.to_json())
     turn_rows = [_turn_row(turn) for turn in turns]
@@ -795,8 +847,27 @@ def _apply_commit(
             session_id,
         ),
     )
+    if leaves_active(current, commit):
+        # No run and nothing waiting for one on a session that is no longer active.
+        _save_run(conn, session_id, RunState(_run_state(conn, session_id).token))
+        conn.execute(
+            "update agent_turns set pending = 0 where session_id = ? and pending = 1",
+            (session_id,),
+        )
     # What is returned is read back from what was stored: it aliases nothing.
     return CommitResult(_with_state(session, state_json), tuple(_turn(row) for row in turn_rows))
+
+
+def _handed_off(conn: sqlite3.Connection, new: NewSession) -> str | None:
+    """The id of the conversation's newest session if it is handed off (it takes messages)."""
+    row = conn.execute(
+        "select id, status from agent_sessions where workspace_id = ? and conversation_id = ?"
+        " and agent_id = ? order by created_at desc, rowid desc limit 1",
+        (new.workspace_id, new.conversation_id, new.agent_id),
+    ).fetchone()
+    if row is None or row[1] != str(SessionStatus.HANDED_OFF):
+        return None
+    return str(row[0])
 
 
 def _find_message(

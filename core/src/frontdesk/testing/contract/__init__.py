@@ -9,8 +9,8 @@ declare in `capabilities` are skipped, with the reason shown.
 
 Concurrency is real: `concurrency` tasks (a class attribute) hit one session at once.
 The clauses live in one module per concern (`sessions`, `versions`, `state`, `turns`,
-`commits`, `status`, `workspaces`, `threads`, `lifecycle`, `pipeline`, `bad_input`); this
-class gathers them.
+`commits`, `status`, `workspaces`, `threads`, `lifecycle`, `pipeline`, `handoff`,
+`bad_input`); this class gathers them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 from ._base import ContractBase, requires
 from .bad_input import BadInputContract
 from .commits import CommitContract
+from .handoff import HandoffContract
 from .lifecycle import LifecycleContract
 from .pipeline import PipelineContract
 from .sessions import SessionContract
@@ -45,6 +46,7 @@ class StorageContractTests(
     ThreadContract,
     LifecycleContract,
     PipelineContract,
+    HandoffContract,
     BadInputContract,
     ContractBase,
 ):

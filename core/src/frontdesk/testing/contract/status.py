@@ -37,13 +37,25 @@ class StatusContract(ContractBase):
             lambda: manager.update_session_with_version(
                 session.id, expected_version=2, current_mode="collecting"
             ),
-            lambda: manager.close_session(session.id, expected_version=2),
+            lambda: manager.handoff_session(session.id, expected_version=2),
         ):
             with pytest.raises(SessionClosedError) as excinfo:
                 await call()
             assert excinfo.value.status == status
         assert await manager.get_session(session.id) == finished
         assert await manager.get_turns(session.id) == []
+
+    async def test_a_closed_session_stays_closed(
+        self, manager: SessionManager, session: Session
+    ) -> None:
+        """Only a handed-off session may change status again (see the handoff clauses)."""
+        closed = await manager.close_session(session.id, expected_version=session.version)
+        for status in (SessionStatus.ACTIVE, SessionStatus.CLOSED, SessionStatus.HANDED_OFF):
+            with pytest.raises(SessionClosedError):
+                await manager.update_session_with_version(
+                    session.id, expected_version=closed.version, status=status
+                )
+        assert await manager.get_session(session.id) == closed
 
     async def test_close_with_stale_version_conflicts(
         self, manager: SessionManager, session: Session
