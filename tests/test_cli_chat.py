@@ -40,15 +40,28 @@ def test_the_offline_model_is_the_default_and_says_so() -> None:
     assert "intent other (0.50) · clarify · mode greeting" in out
 
 
-def test_a_handoff_ends_the_chat() -> None:
+def test_after_a_handoff_messages_are_held_for_a_person() -> None:
     result = chat("sales", lines="👍\nhola\n")
 
     assert result.exit_code == 0, result.output
     assert "· handoff ·" in result.stdout
     assert "Una persona de la tienda" in result.stdout
     assert "hand-off: intent 'other' detected with confidence 0.2" in result.stdout
-    assert "chat ended" in result.stdout
-    assert "intent greeting" not in result.stdout  # the second line was never sent
+    assert "the agent holds the next messages for them" in result.stdout
+    assert "held for a person: the conversation is with a human" in result.stdout
+    assert "intent greeting" not in result.stdout  # the agent did not answer "hola"
+
+
+def test_back_gives_the_conversation_back_to_the_agent() -> None:
+    result = chat("sales", lines="👍\nhola\n/back\nhola, buenas\n")
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "held for a person" in out
+    assert "(the conversation is back with the agent)" in out
+    # Only the message after the hand-back is answered, in the same session.
+    assert out.count("agent> ") == 2
+    assert "intent greeting (0.90) · proceed" in out
 
 
 def test_the_agents_own_models_without_a_key_fail_in_one_line_before_the_chat() -> None:
@@ -146,4 +159,4 @@ def test_asking_for_a_person_hands_off_with_the_offline_model(agent: str, text: 
     assert result.exit_code == 0, result.output
     assert "intent wants_human (0.00) · handoff" in result.stdout
     assert "Una persona" in result.stdout
-    assert "chat ended" in result.stdout
+    assert "held for a person" in result.stdout  # "hola" waits for the person

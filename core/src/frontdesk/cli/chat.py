@@ -29,6 +29,7 @@ __all__ = ["command"]
 OFFLINE = "offline"
 AGENT_MODELS = "agent"
 _QUIT = {"/quit", "/exit", "/q"}
+_BACK = "/back"
 
 
 def command() -> click.Command:
@@ -51,7 +52,9 @@ def command() -> click.Command:
     def chat(agent_id: str, model_id: str) -> None:
         """Chat with an installed agent: each turn shows intent, confidence, decision, mode.
 
-        The conversation lives in memory and ends with /quit, end of input, or a hand-off.
+        The conversation lives in memory and ends with /quit or end of input. After a
+        hand-off the agent no longer answers: messages are held for the person it was
+        handed to, until /back hands the conversation back to the agent.
         """
         if not model_id.strip():
             raise click.ClickException(
@@ -101,6 +104,7 @@ def _label(model_id: str, detector: str, orchestrator: str) -> str:
 
 async def _loop(engine: Engine, agent_id: str, conversation: str, out: Console) -> None:
     number = 0
+    handed_off: str | None = None  # the session a person has, after a hand-off
     while True:
         try:
             text = await asyncio.to_thread(click.prompt, "you", prompt_suffix="> ")
@@ -109,6 +113,11 @@ async def _loop(engine: Engine, agent_id: str, conversation: str, out: Console) 
             return
         if text.strip() in _QUIT:
             return
+        if text.strip() == _BACK and handed_off is not None:
+            await _hand_back(engine.manager, handed_off)
+            handed_off = None
+            out.print("(the conversation is back with the agent)", style="dim")
+            continue
         if not _is_utf8(text):
             _error("the message is not valid UTF-8 text: check the terminal's encoding")
             continue
@@ -126,11 +135,30 @@ async def _loop(engine: Engine, agent_id: str, conversation: str, out: Console) 
         except ValidationError as exc:  # this message only (too long, ...): nothing was sent
             _error(one_line(str(exc)))
             continue
+        if not outcomes and handed_off is not None:
+            # Recorded for the person the conversation was handed to; no run answers it.
+            out.print(
+                "(held for a person: the conversation is with a human; /back gives it back "
+                "to the agent)",
+                style="dim",
+            )
         for outcome in outcomes:
             _show(out, outcome)
             if outcome.decision == "handoff":
-                out.print("(the conversation was handed to a person; chat ended)", style="dim")
-                return
+                handed_off = outcome.session.id
+                out.print(
+                    "(the conversation was handed to a person: the agent holds the next "
+                    "messages for them; /back gives it back to the agent, /quit leaves)",
+                    style="dim",
+                )
+
+
+async def _hand_back(manager: SessionManager, session_id: str) -> None:
+    """Give a handed-off conversation back to the agent: its session becomes active again."""
+    session = await manager.get_session(session_id)
+    await manager.update_session_with_version(
+        session_id, expected_version=session.version, status="active"
+    )
 
 
 def _is_utf8(text: str) -> bool:

@@ -134,8 +134,10 @@ class Engine:
     async def handle(self, message: InboundMessage) -> list[RunOutcome]:
         """Receive `message`, then answer every run handed to this worker, in order.
 
-        Returns one outcome per completed run: none for a duplicate delivery or a message
-        that waits for the run in flight (that run's worker answers it), several when
+        Returns one outcome per completed run: none for a duplicate delivery, a message
+        that waits for the run in flight (that run's worker answers it) or a message held
+        for the person a conversation was handed off to (recorded on the handed-off
+        session; nothing else is written until the session is handed back), several when
         messages arrived during a run. A run taken over by another worker (the
         `interrupt` policy) stops without writing. The agent's models are resolved
         before anything is recorded, so a model nobody serves, or one without its API key,
