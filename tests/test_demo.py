@@ -18,6 +18,7 @@ from frontdesk import (
     Role,
     Session,
     SessionManager,
+    SessionStatus,
     StorageError,
     StorageUnavailableError,
     ValidationError,
@@ -56,7 +57,7 @@ def test_demo_runs_clean(installed: AgentRegistry) -> None:
         "ok one session per conversation: 30 sessions",
         "ok lost updates: 0: every message found exactly once",
         "ok duplicate turns: 0: every redelivery recognised",
-        "ok messages answered exactly once: each by one completed run",
+        "ok messages answered exactly once: each by one completed run, or held for a human",
         "ok crashed worker's messages picked up: answered after its run expired",
         "ok gapless numbering",
         "ok versions count every write",
@@ -84,7 +85,7 @@ async def test_every_policy_passes_the_checks(installed: AgentRegistry, policy: 
     assert report.ok, [check for check in report.checks if not check.passed]
     assert report.policy == policy
     if policy == "enqueue":
-        assert report.runs == report.messages
+        assert report.runs + report.held == report.messages
     if policy == "reject":
         assert report.refused > 0
 
@@ -111,6 +112,32 @@ async def test_demo_catches_a_backend_without_dedupe(installed: AgentRegistry) -
     assert not report.ok
     failed = {check.name for check in report.checks if not check.passed}
     assert "duplicate turns" in failed
+
+
+async def test_messages_after_a_handoff_are_held_for_a_human(installed: AgentRegistry) -> None:
+    report = await run_demo(InMemoryStorage(), installed, conversations=60, seed=3)
+    assert report.ok, [check for check in report.checks if not check.passed]
+    assert report.held > 0
+    assert report.sessions == 60  # the person keeps the conversation: no new session
+    assert report.turns == report.messages + report.runs  # no reply to a held message
+    answered = next(c for c in report.checks if c.name == "messages answered exactly once")
+    assert f"held for a human ({report.held} on handed-off sessions)" in answered.detail
+
+
+class AnswersAfterHandoff(InMemoryStorage):
+    """A backend where the next message after a hand-off starts a new session, as before."""
+
+    def _handed_off(self, conversation: object) -> None:
+        return None
+
+
+async def test_demo_catches_a_backend_that_answers_after_a_handoff(
+    installed: AgentRegistry,
+) -> None:
+    report = await run_demo(AnswersAfterHandoff(), installed, conversations=60, seed=3)
+    assert not report.ok
+    failed = {check.name for check in report.checks if not check.passed}
+    assert "one session per conversation" in failed
 
 
 BROKEN_STORAGE = """
@@ -385,13 +412,19 @@ async def test_the_engine_answers_with_the_offline_model(installed: AgentRegistr
     manager = SessionManager(storage, workspace_id=report.workspace, registry=installed)
     page = await manager.list_sessions(limit=100)
     assert len(page.items) == 10
+    held = 0
     for item in page.items:
         turns = await manager.get_turns(item.id)
         replies = [t for t in turns if t.role is Role.ASSISTANT]
         assert replies
-        assert all(t.content.startswith("[offline] ") for t in replies)
+        handoff = installed.get(item.agent_id).handoff_message  # a person takes over
+        assert all(t.content.startswith("[offline] ") or t.content == handoff for t in replies)
         assert all(t.tokens_used for t in replies)  # counted by the engine, per run
-        assert all(t.intent_detected for t in turns if t.role is Role.USER)
+        unanswered = [t for t in turns if t.role is Role.USER and not t.intent_detected]
+        if item.status is not SessionStatus.HANDED_OFF:
+            assert not unanswered
+        held += len(unanswered)
+    assert held == report.held  # only messages held for a person have no intent
 
 
 def test_demo_says_what_answers(installed: AgentRegistry) -> None:

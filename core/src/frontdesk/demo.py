@@ -14,10 +14,12 @@ the message pipeline only:
    arrived meanwhile.
 
 One worker crashes mid-run: its messages are picked up after the run expires (by the
-conversation's next message, or by `resume_abandoned` at the end). When a conversation's
+conversation's next message, or by `resume_abandoned` at the end). Some customers ask for
+a person mid-conversation: the engine hands the conversation off, and their later
+messages are held for that person (recorded, answered by no run). When a conversation's
 messages are all answered it is closed, or handed off to a human. Then every conversation
-is checked: each message stored once and answered once, turn numbers without gaps, the
-version counting every write. Nothing is assumed.
+is checked: each message stored once, and answered once by a run or held for a person,
+turn numbers without gaps, the version counting every write. Nothing is assumed.
 """
 
 from __future__ import annotations
@@ -103,6 +105,13 @@ _SCRIPTS: dict[str, tuple[_Line, ...]] = {
 }
 _HUMAN_MODES = frozenset({"handoff", "escalated", "human"})
 
+# What a customer who wants a person says (the offline model hands such a message off).
+_ASKS_FOR_A_PERSON: dict[str, _Line] = {
+    "sales": _Line("¿Puedo hablar con una persona?"),
+    "support": _Line("Can I talk to a person, please?"),
+}
+_GENERIC_ASK = _Line("I would like to talk to a person")
+
 
 def _generic_script(agent: AgentConfig) -> tuple[_Line, ...]:
     return tuple(_Line(f"message {i} for {agent.name}") for i in range(1, 9))
@@ -179,6 +188,9 @@ class DemoReport:
 
     lost_updates: int
     workspace: str = ""
+    held: int = 0
+    """Messages that arrived after their conversation was handed off: stored on the
+    handed-off session for a person, answered by no run (counted from the stored turns)."""
     removed_sessions: int | None = None
     """How many sessions the clean-up removed at the end; None when the workspace was kept."""
 
@@ -318,6 +330,7 @@ async def run_demo(
         checks=verified.checks,
         lost_updates=verified.lost,
         workspace=workspace,
+        held=verified.held,
         removed_sessions=removed,
     )
 
@@ -360,6 +373,12 @@ def _plan(
         count = rng.randint(max(1, messages // 2), messages)
         lines = tuple(script[i % len(script)] for i in range(count))  # long chats repeat
         ending = SessionStatus.HANDED_OFF if rng.random() < 0.2 else SessionStatus.CLOSED
+        # Half of those to be handed off ask for a person mid-conversation, and write
+        # again after it: the engine hands off there, and what follows is held for a human.
+        if ending is SessionStatus.HANDED_OFF and count >= 3 and rng.random() < 0.5:
+            asks = rng.randint(1, count - 2)
+            ask = _ASKS_FOR_A_PERSON.get(agent.id, _GENERIC_ASK)
+            lines = (*lines[:asks], ask, *lines[asks + 1 :])
         plans.append(_Conversation(number, agent, lines, ending, remaining=count))
     return plans
 
@@ -528,7 +547,11 @@ class _DemoManager(SessionManager):
 async def _resume_crashed(engine: Engine, plans: Sequence[_Conversation], stats: _Stats) -> None:
     """After the traffic, what crashed workers left: wait for their runs to expire, then
     claim and answer them, as `frontdesk runs resume` does."""
-    waiting = [plan for plan in plans if len(plan.answered) < len(plan.lines)]
+    waiting = [
+        plan
+        for plan in plans
+        if len(plan.answered) < len(plan.lines) and plan.final_status is None  # not handed off
+    ]
     if not waiting:
         return
     await asyncio.sleep(RUN_TIMEOUT * 1.2)
@@ -557,6 +580,7 @@ class _Verified:
     turns: int
     sessions: int
     lost: int
+    held: int
 
 
 @define
@@ -588,6 +612,7 @@ async def _verify(
     """Read everything back and compare it with what was sent."""
     findings = _Findings()
     turns = 0
+    held = 0
     for plan in plans:
         name = f"conversation {plan.number}"
         if len(plan.session_ids) != 1:
@@ -604,7 +629,7 @@ async def _verify(
             findings.unchecked.append(name)
             continue
         turns += len(stored)
-        _compare(findings, name, plan, session, stored)
+        held += _compare(findings, name, plan, session, stored)
     sessions = sum(len(plan.session_ids) for plan in plans)
     for error, times in sorted(errors.items(), key=lambda item: -item[1]):
         findings.add("every message processed", error if times == 1 else f"{error} ({times}x)")
@@ -617,7 +642,10 @@ async def _verify(
         ),
         findings.check("lost updates", "0: every message found exactly once"),
         findings.check("duplicate turns", "0: every redelivery recognised"),
-        findings.check("messages answered exactly once", "each by one completed run"),
+        findings.check(
+            "messages answered exactly once",
+            f"each by one completed run, or held for a human ({held} on handed-off sessions)",
+        ),
         findings.check("crashed worker's messages picked up", "answered after its run expired"),
         findings.check("gapless numbering", "turns and intents numbered 1..n"),
         findings.check("versions count every write", "all match"),
@@ -625,30 +653,40 @@ async def _verify(
         findings.check("conversations ended", "closed or handed off, as decided"),
     )
     lost = len(findings.problems.get("lost updates", [])) + len(findings.unchecked)
-    return _Verified(checks, turns, sessions, lost)
+    return _Verified(checks, turns, sessions, lost, held)
 
 
 def _compare(
     findings: _Findings, name: str, plan: _Conversation, session: Session, turns: Sequence[Turn]
-) -> None:
-    """Compare one conversation's stored session and turns with what it sent."""
+) -> int:
+    """Compare one conversation's stored session and turns with what it sent.
+
+    Returns how many of its messages are held for a person: stored on its handed-off
+    session after every message a run answered, with no intent recorded, and answered by
+    no run.
+    """
     sent = Counter(f"[m{i}] {line.text}" for i, line in enumerate(plan.lines))
-    stored_user = Counter(t.content for t in turns if t.role is Role.USER)
+    user_turns = [t for t in turns if t.role is Role.USER]
+    stored_user = Counter(t.content for t in user_turns)
     intents = Counter(i.intent for i in session.state.intents_seen)
-    turn_intents = {_index(t): t.intent_detected for t in turns if t.role is Role.USER}
-    message_ids = [t.message_id for t in turns if t.role is Role.USER]
+    turn_intents = {_index(t): t.intent_detected for t in user_turns}
+    message_ids = [t.message_id for t in user_turns]
     if len(message_ids) != len(set(message_ids)) or any(
         times > 1 for times in stored_user.values()
     ):
         findings.add("duplicate turns", name)
-    if plan.answered != Counter(range(len(plan.lines))):
+    held = _held(plan, session, user_turns)
+    if held is None or any(
+        plan.answered[i] != (0 if i in held else 1) for i in range(len(plan.lines))
+    ):
         findings.add("messages answered exactly once", name)
     if plan.crashed and not all(plan.answered[i] == 1 for i in plan.crashed):
         findings.add("crashed worker's messages picked up", name)
+    answered_intents = {i: intent for i, intent in turn_intents.items() if i not in (held or ())}
     if (
         set(stored_user) != set(sent)
         or intents != plan.intents
-        or turn_intents != plan.turn_intents
+        or answered_intents != plan.turn_intents
     ):
         findings.add("lost updates", name)
     if [t.turn_number for t in turns] != list(range(1, len(turns) + 1)) or [
@@ -668,3 +706,29 @@ def _compare(
     decided = plan.decided[1]
     if session.current_mode != decided:
         findings.add("modes as decided", f"{name}: mode {session.current_mode}, decided {decided}")
+    return len(held or ())
+
+
+def _held(plan: _Conversation, session: Session, user_turns: Sequence[Turn]) -> set[int] | None:
+    """The messages held for a person, by what was stored; None if storage contradicts it.
+
+    A message no run answered is held when the session is handed off, its stored turn has
+    no intent (no run recorded one on it) and it comes after every message a run answered.
+    """
+    unanswered = {i for i in range(len(plan.lines)) if plan.answered[i] == 0}
+    if not unanswered:
+        return set()
+    if session.status is not SessionStatus.HANDED_OFF:
+        return None
+    by_index = {_index(t): t for t in user_turns}
+    if not unanswered <= by_index.keys():
+        return None
+    last_answered = max(
+        (by_index[i].turn_number for i in plan.answered if i in by_index), default=0
+    )
+    if any(
+        by_index[i].intent_detected is not None or by_index[i].turn_number < last_answered
+        for i in unanswered
+    ):
+        return None
+    return unanswered

@@ -92,9 +92,11 @@ def command() -> click.Command:
         once; the webhook redelivers some messages; one worker crashes mid-run. Every
         message goes through the pipeline (receive, then complete) and the engine answers
         each run with the offline model (keyword intents, labelled template replies; no
-        key, no language model). Then every message is looked for in the stored turns
-        and state: the run fails (exit 1) if anything was lost, duplicated, answered twice
-        or misnumbered. Progress goes to
+        key, no language model). Some customers ask for a person: their conversation is
+        handed off, and what they send next is held for a human (answered by no run).
+        Then every message is looked for in the stored turns and state: the run fails
+        (exit 1) if anything was lost, duplicated, answered twice (or neither answered nor
+        held) or misnumbered. Progress goes to
         stderr: a bar on a terminal, otherwise a line every few seconds on long runs.
 
         With --storage sqlite, postgres or supabase the sessions are written to that
@@ -225,6 +227,7 @@ def _print_report(report: DemoReport) -> None:
         ("runs superseded (interrupt)", f"{report.superseded}"),
         ("deliveries refused (reject)", f"{report.refused}"),
         ("runs resumed after a crash", f"{report.resumed}"),
+        ("messages held for a human (handed off)", f"{report.held}"),
         ("lost updates", f"{report.lost_updates}"),
         ("storage requests per message", f"{report.calls_per_message:.2f}"),
         (
