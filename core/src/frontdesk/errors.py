@@ -360,15 +360,22 @@ class SessionNotFoundError(SessionError, LookupError):
 
 
 class SessionClosedError(SessionError):
-    """The session is closed or handed off, so it takes no more writes."""
+    """The session is closed, or handed off and the write does not set its status."""
 
     def __init__(self, session_id: str, status: str) -> None:
         self.status = status
-        super().__init__(
-            f"session {session_id} is {status} and accepts no more writes; "
-            "start a new session for the conversation.",
-            session_id=session_id,
-        )
+        if status == "handed_off":
+            message = (
+                f"session {session_id} is handed_off: a person has the conversation, and the "
+                "session takes only a status change; set status 'active' to hand it back to "
+                "the agent, or close it."
+            )
+        else:
+            message = (
+                f"session {session_id} is {status} and accepts no more writes; "
+                "start a new session for the conversation."
+            )
+        super().__init__(message, session_id=session_id)
 
 
 class InvalidTransitionError(SessionError):

@@ -194,6 +194,7 @@ class HandoffContract(ContractBase):
             with pytest.raises(SessionClosedError) as caught:
                 await call()
             assert caught.value.status == SessionStatus.HANDED_OFF
+            assert "set status 'active' to hand it back" in str(caught.value)
         assert await manager.get_session(session.id) == session
         closed = await manager.close_session(session.id, expected_version=session.version)
         with pytest.raises(SessionClosedError):
