@@ -116,7 +116,8 @@ class Receipt:
     `turn` is the stored user turn (on a redelivery, the original one); `duplicate` is True
     when the message was already recorded (then nothing was written and `run` is None);
     `run` is the run this worker should do now, or None when another run holds the
-    conversation (the message waits for it).
+    conversation (the message waits for it) or the conversation was handed off to a
+    person (`session.status` is `handed_off`: the message is held for them).
     """
 
     session: Session

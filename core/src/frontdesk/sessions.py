@@ -349,7 +349,10 @@ class SessionManager:
         """Change session fields if the session is still at `expected_version`.
 
         A mode change must be allowed by the agent's state machine
-        (`InvalidTransitionError` otherwise).
+        (`InvalidTransitionError` otherwise). `status="active"` on a handed-off session
+        gives the conversation back to the agent (`SessionAlreadyActiveError` if another
+        session of the conversation is active); it is the only change such a session takes,
+        besides `status="closed"`.
 
             await manager.update_session_with_version(
                 session.id, expected_version=session.version, current_mode="ordering"
@@ -396,7 +399,11 @@ class SessionManager:
         expected_version: int | _NotGiven = _NOT_GIVEN,
         idempotency_key: str | None = None,
     ) -> Session:
-        """Hand the session to a human; the agent takes no more writes on it.
+        """Hand the session to a human: the agent stops answering the conversation.
+
+        The conversation's next messages are recorded on this session, with no run, until
+        it is handed back (`update_session_with_version(..., status="active")`) or closed;
+        until then it takes no other write. A run in flight can no longer complete.
 
         `expected_version` is keyword-only (by position: deprecated, see
         `update_session_with_version`).
@@ -467,7 +474,9 @@ class SessionManager:
         policy, starts a run or lets the message wait for the run in flight. A message id
         already recorded in the conversation is a duplicate: nothing is written, and the
         receipt carries the original turn and no run. Under the `reject` policy a message
-        that arrives during a run raises `ConversationBusyError` and records nothing.
+        that arrives during a run raises `ConversationBusyError` and records nothing. A
+        conversation handed off to a person (no active session, the newest one
+        `handed_off`) keeps its messages there, with no run: the person answers them.
 
             receipt = await manager.receive(InboundMessage(
                 agent_id="sales", conversation_id="wa:+34600111222",

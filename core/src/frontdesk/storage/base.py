@@ -18,7 +18,11 @@ framework its guarantees. The contract, checked by `frontdesk.testing.StorageCon
 - the message pipeline (`receive`, `complete`, `extend_run`, `resume_abandoned`): each
   message id is recorded once per conversation; at most one run holds a session at a
   time, fenced by a token that grows with every run; expiry is judged by the storage's
-  clock. The pure rules every Python backend shares are in `frontdesk.storage.runs`.
+  clock. The pure rules every Python backend shares are in `frontdesk.storage.runs`;
+- a conversation handed off stays with its person: `receive` records its messages on the
+  handed-off session with no run; a handed-off session takes only a status change
+  (`active` hands it back, `closed` ends it); a session that leaves `active` keeps no run
+  and no pending message.
 
 A third-party backend implements these methods (the names are public API), registers its
 class in the `frontdesk.storage` entry-point group, and subclasses the contract suite.
@@ -275,9 +279,13 @@ class StorageBackend(Protocol):
 
         Raises `SessionNotFoundError` (no such session in the workspace),
         `VersionConflictError` (stale `expected_version`, with the current version),
-        `SessionClosedError` (the session is not active), `InvalidTransitionError` (the
-        current mode is not in `mode_allowed_from`) or `TurnNumberConflictError` (a turn
-        asked for a number that is not the next one). Whatever it raises, nothing changed.
+        `SessionClosedError` (the session is closed, or handed off and the commit does not
+        set its status to active or closed), `InvalidTransitionError` (the current mode is
+        not in `mode_allowed_from`), `TurnNumberConflictError` (a turn asked for a number
+        that is not the next one) or `SessionAlreadyActiveError` (a handed-off session set
+        active while another session of its conversation is). Whatever it raises, nothing
+        changed. A commit that takes the session out of `active` also ends its run (keeping
+        the token) and leaves no message pending.
         """
         ...
 
@@ -354,6 +362,10 @@ class StorageBackend(Protocol):
         original turn with `duplicate=True` and writes nothing), and under the policy
         decides whether a run starts (`frontdesk.storage.runs.plan_receive`). Raises
         `ConversationBusyError` (writing nothing) under `reject` while a run is live.
+
+        When the conversation has no active session and its newest session (the most
+        recently created) is handed off, the turn is recorded on that session instead, not
+        pending, and no run starts, whatever the policy: the person answers it.
         """
         ...
 
