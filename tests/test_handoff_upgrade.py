@@ -1,7 +1,7 @@
 """Upgrading a store that holds handed-off conversations: they stay with their person.
 
 The previous release left a hand-off's waiting messages pending (and a run recorded on a
-session handed off mid-run). After the upgrade (migration 0008, SQLite schema 4) they are
+session handed off mid-run). After the upgrade (migration 0009, SQLite schema 4) they are
 the person's: handing the session back does not answer them, and the conversation's next
 message is held, not answered.
 """
@@ -30,7 +30,7 @@ from frontdesk.storage.sqlite import SQLiteStorage
 from frontdesk.testing import TEST_AGENT_ID, make_test_agent
 from tests.support.postgres import create_app_database
 
-HANDOFF_MIGRATION = "0008_handoff_stays_with_the_person.sql"
+HANDOFF_MIGRATION = "0009_handoff_stays_with_the_person.sql"
 
 
 def inbound(text: str) -> InboundMessage:
@@ -100,7 +100,7 @@ async def _upgrade(
         await storage.aclose()
 
 
-async def test_postgres_at_0007_is_upgraded(plain_postgres_dsn: str) -> None:
+async def test_postgres_at_0008_is_upgraded(plain_postgres_dsn: str) -> None:
     with create_app_database(plain_postgres_dsn) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(

@@ -1,4 +1,4 @@
--- frontdesk 0008: a conversation handed off to a person stays with the person.
+-- frontdesk 0009: a conversation handed off to a person stays with the person.
 --
 -- Until now, once a session was handed_off the conversation's next message made
 -- frontdesk_receive create a new active session, and the agent answered again in the
