@@ -28,7 +28,7 @@ from frontdesk import (
     ValidationError,
 )
 from frontdesk.engine import Decision, EngineSettings, ModelProviders
-from frontdesk.testing import InstrumentedStorage, ScriptedModel, make_test_agent
+from frontdesk.testing import InstrumentedStorage, OfflineModel, ScriptedModel, make_test_agent
 
 SETTINGS = EngineSettings(backoff=0, model_timeout=1.0, tool_timeout=1.0)
 _ids = itertools.count(1)
@@ -333,18 +333,81 @@ async def test_a_long_run_keeps_the_conversation(
 # -- the setup: refused early, never turned into a hand-off ----------------------------------
 
 
+class SyncComplete:
+    """A client whose `complete` is not a coroutine function."""
+
+    def complete(self, request: ModelRequest) -> ModelResponse:
+        return ModelResponse("{}")
+
+
+class NotCallable:
+    complete = "not a method"
+
+
+@pytest.mark.parametrize("given", ["hola", None, {"content": "hola"}], ids=repr)
+async def test_handle_refuses_what_is_not_a_message_as_receive_does(
+    make_engine: Callable[..., Any], storage: InstrumentedStorage, given: Any
+) -> None:
+    engine, manager, _ = make_engine(ScriptedModel.answering(intent(), answer()))
+    storage.reset()
+    with pytest.raises(ValidationError) as from_engine:
+        await engine.handle(given)
+    with pytest.raises(ValidationError) as from_receive:
+        await manager.receive(given)
+
+    assert str(from_engine.value) == str(from_receive.value)
+    assert from_engine.value.field == "message"
+    with pytest.raises(ValidationError) as caught:
+        await engine.answer(given)
+    assert caught.value.field == "run"
+    assert storage.total == 0
+
+
+async def test_an_offline_model_without_the_agent_raises_and_hands_nobody_off(
+    storage: InstrumentedStorage,
+) -> None:
+    registry = AgentRegistry()
+    registry.register(make_test_agent())
+    manager = SessionManager(storage, workspace_id="tests", registry=registry)
+    engine = Engine(manager, model=OfflineModel([]), settings=SETTINGS)
+    with pytest.raises(EngineError, match="OfflineModel was not given the agent"):
+        await engine.handle(message("hola"))
+
+    [summary] = (await manager.list_sessions()).items
+    session = await manager.get_session(summary.id)
+    assert session.status is SessionStatus.ACTIVE
+    assert "handoff_reason" not in session.state.data
+    assert [t.role for t in await manager.get_turns(session.id)] == [Role.USER]
+
+
 @pytest.mark.parametrize(
     ("arguments", "field"),
     [
         ({"manager": None}, "manager"),
         ({"model": "offline"}, "model"),
+        ({"model": OfflineModel}, "model"),
+        ({"model": ScriptedModel}, "model"),
+        ({"model": SyncComplete()}, "model"),
+        ({"model": NotCallable()}, "model"),
         ({"providers": "llm"}, "providers"),
         ({"settings": {"model_attempts": 1}}, "settings"),
         ({"tools": "lookup"}, "tools"),
         ({"tools": [object()]}, "tools[0]"),
         ({"capture_content": "yes"}, "capture_content"),
     ],
-    ids=["manager", "model", "providers", "settings", "tools", "tool", "capture_content"],
+    ids=[
+        "manager",
+        "model",
+        "model-class",
+        "scripted-model-class",
+        "sync-complete",
+        "complete-not-callable",
+        "providers",
+        "settings",
+        "tools",
+        "tool",
+        "capture_content",
+    ],
 )
 def test_the_constructor_refuses_arguments_of_the_wrong_kind(
     storage: InstrumentedStorage, arguments: dict[str, Any], field: str
@@ -380,12 +443,22 @@ async def test_a_configuration_error_is_raised_and_the_run_answered_later(
     assert [t.content for t in outcome.inputs] == ["hola"]
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        AttributeError("'str' object has no attribute 'complete'"),
+        KeyError("sales"),
+        LookupError("no such agent in this client"),
+        IndexError("list index out of range"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
 async def test_a_programming_error_is_raised_not_retried_nor_handed_off(
-    make_engine: Callable[..., Any],
+    make_engine: Callable[..., Any], error: Exception
 ) -> None:
-    model = ScriptedModel.answering(AttributeError("'str' object has no attribute 'complete'"))
+    model = ScriptedModel.answering(error)
     engine, manager, _ = make_engine(model)
-    with pytest.raises(AttributeError):
+    with pytest.raises(type(error)):
         await engine.handle(message("hola"))
 
     assert len(model.requests) == 1

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from frontdesk import AgentConfig, AgentRegistry, ModelMessage, ModelRequest
+from frontdesk import AgentConfig, AgentRegistry, EngineError, ModelMessage, ModelRequest
 from frontdesk.engine import Decision, EngineSettings, RunResult, run_agent
 from frontdesk.testing.offline import OFFLINE_LABEL, OfflineModel
 
@@ -87,5 +87,5 @@ async def test_the_orchestrator_moves_to_the_allowed_mode_that_fits_the_intent(
 async def test_an_agent_it_was_not_given_is_a_clear_error(installed: list[AgentConfig]) -> None:
     model = OfflineModel(installed)
     request = ModelRequest(model="x", system="You are someone else.", messages=[])
-    with pytest.raises(LookupError, match="OfflineModel was not given the agent"):
+    with pytest.raises(EngineError, match="OfflineModel was not given the agent"):
         await model.complete(request)

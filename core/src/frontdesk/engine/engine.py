@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
@@ -57,6 +58,40 @@ def _check(value: object, kind: Any, name: str, wanted: str) -> None:
     """Refuse a constructor argument of the wrong kind now, not in the middle of a run."""
     if not isinstance(value, kind):
         raise ValidationError(name, f"must be {wanted}, got {_kind(value)}")
+
+
+def _check_model(model: object) -> None:
+    """Refuse a model that would fail at its first call: a class, or no async `complete`.
+
+    `ModelClient` is a runtime Protocol, so `isinstance` accepts the class itself
+    (`model=OfflineModel`), whose `complete` is then called unbound; and any object with a
+    `complete` attribute, callable or not.
+    """
+    _check(model, ModelClient, "model", _MODEL_CLIENT)
+    if isinstance(model, type):
+        raise ValidationError(
+            "model",
+            f"must be an instance, got the class {model.__name__}; build one first, such "
+            f"as {model.__name__}(...) (for the offline model: OfflineModel(registry.list()))",
+        )
+    complete = getattr(model, "complete", None)
+    if not callable(complete):
+        raise ValidationError(
+            "model", f"must have an async complete(request) method, got {_kind(complete)}"
+        )
+    if inspect.isfunction(complete) or inspect.ismethod(complete):
+        if not inspect.iscoroutinefunction(complete):
+            raise ValidationError(
+                "model",
+                f"{type(model).__name__}.complete must be a coroutine function "
+                "(async def complete(self, request))",
+            )
+
+
+def _check_message(value: object, name: str, kind: type, wanted: str) -> None:
+    """The same refusal `SessionManager.receive` gives, before anything else is tried."""
+    if not isinstance(value, kind):
+        raise ValidationError(name, f"must be {wanted}, got {type(value).__name__}")
 
 
 @frozen
@@ -105,7 +140,7 @@ class Engine:
     ) -> None:
         _check(manager, SessionManager, "manager", "a SessionManager")
         if model is not None:
-            _check(model, ModelClient, "model", _MODEL_CLIENT)
+            _check_model(model)
         if providers is not None:
             _check(providers, ModelProviders, "providers", "a ModelProviders or None")
         if settings is not None:
@@ -145,6 +180,7 @@ class Engine:
         provider) raises `EngineError` without writing the run: it expires, and its
         messages are answered once the setup is fixed.
         """
+        _check_message(message, "message", InboundMessage, "an InboundMessage")
         agent = self.manager.registry.get(message.agent_id)
         self._resolve(agent)
         receipt = await self.manager.receive(message)
@@ -152,6 +188,7 @@ class Engine:
 
     async def answer(self, run: Run) -> list[RunOutcome]:
         """Answer `run` (one from `SessionManager.resume_abandoned`, say) and the runs after it."""
+        _check_message(run, "run", Run, "a Run (from receive or resume_abandoned)")
         agent = self.manager.registry.get(run.session.agent_id)
         self._resolve(agent)
         return await self._answer(agent, run)

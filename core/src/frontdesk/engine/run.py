@@ -20,7 +20,7 @@ call is retried with backoff, a bounded number of times), or a request the provi
 refuses as such (HTTP 400, 413, 422). Failures of the setup are raised instead, before
 anything is recorded, so that no customer is handed off for them: an `EngineError` (a
 missing API key, a model nobody serves, a provider answering 401, 403 or 404) and
-programming errors (`TypeError`, `AttributeError`, ...). The run then expires and is
+programming errors (`TypeError`, `AttributeError`, `LookupError`, ...). The run then expires and is
 answered once the setup is fixed (the conversation's next message, or
 `SessionManager.resume_abandoned`).
 """
@@ -152,8 +152,12 @@ _PROGRAMMING_ERRORS = (
     NotImplementedError,
     ImportError,
     RecursionError,
+    LookupError,
 )
-"""Errors that mean a bug in code, not a failing model: raised as they are, never retried."""
+"""Errors that mean a bug or a wrong setup in code, not a failing model: raised as they are,
+never retried. `LookupError` (`KeyError`, `IndexError`) is one: a client that cannot find
+what it serves (an agent, a model, a key in its own tables) fails the same way every time,
+and a provider library reports a failing provider with its own exceptions."""
 
 _CONFIGURATION_STATUSES = frozenset({401, 403, 404})
 """HTTP statuses a provider answers for a bad key, a forbidden or unknown model."""

@@ -35,6 +35,7 @@ from attrs import frozen
 
 from ..config import AgentConfig
 from ..engine.client import ModelRequest, ModelResponse, Usage
+from ..errors import EngineError
 
 __all__ = ["OFFLINE_LABEL", "OfflineModel"]
 
@@ -164,9 +165,12 @@ class OfflineModel:
         """Answer as the engine asked: an intent, an orchestrator answer or a question."""
         agent = self._by_prompt.get(request.system)
         if agent is None:
-            raise LookupError(
-                "OfflineModel was not given the agent whose system prompt this request has; "
-                "build it with the agents it serves: OfflineModel(agent_registry.list())"
+            # A setup error, not a failing model: the engine raises it without retrying,
+            # recording or handing anyone off.
+            raise EngineError(
+                "OfflineModel was not given the agent whose system prompt this request has "
+                f"(model {request.model!r}); build it with the agents it serves: "
+                "OfflineModel(agent_registry.list())"
             )
         context = request.messages[0].content if request.messages else ""
         title = (request.output_schema or {}).get("title")
