@@ -79,13 +79,13 @@ def _check_model(model: object) -> None:
         raise ValidationError(
             "model", f"must have an async complete(request) method, got {_kind(complete)}"
         )
-    if inspect.isfunction(complete) or inspect.ismethod(complete):
-        if not inspect.iscoroutinefunction(complete):
-            raise ValidationError(
-                "model",
-                f"{type(model).__name__}.complete must be a coroutine function "
-                "(async def complete(self, request))",
-            )
+    plain = inspect.isfunction(complete) or inspect.ismethod(complete)
+    if plain and not inspect.iscoroutinefunction(complete):
+        raise ValidationError(
+            "model",
+            f"{type(model).__name__}.complete must be a coroutine function "
+            "(async def complete(self, request))",
+        )
 
 
 def _check_message(value: object, name: str, kind: type, wanted: str) -> None:
