@@ -27,7 +27,7 @@ trouble. Each error carries its context as attributes, and its message says what
         ├── InvalidTransitionError        .agent_id .current_mode .requested_mode .allowed .modes
         ├── AgentChangedError             .agent_id .mode .session_agent_version
         │                                 .installed_agent_version
-        ├── RunSupersededError            .token .current_token
+        ├── RunSupersededError            .token .current_token .completed
         ├── ConversationBusyError         .conversation_id .agent_id
         └── ConflictError
             ├── VersionConflictError      .expected_version .current_version
@@ -417,20 +417,38 @@ class InvalidTransitionError(SessionError):
 class RunSupersededError(SessionError):
     """The run is no longer the conversation's current one: nothing was written.
 
-    Another run took the conversation over (a newer message under the `interrupt` policy,
-    or a `receive` after this run expired), or this run already completed. Drop the work
-    of this run: its messages are answered by the run that took over.
+    Either this run already completed and no run started since (`completed` is True:
+    `extend` or a second `complete` with another idempotency key after `complete`), or a
+    later run, `current_token`, started after it: one that took the conversation over (a
+    newer message under the `interrupt` policy, a `receive` or `resume_abandoned` after
+    this run expired) or one that came after this run completed. Drop the work of this
+    run: messages it did not complete are answered by the later run.
     """
 
     def __init__(self, session_id: str, token: int, current_token: int | None = None) -> None:
         self.token = token
         self.current_token = current_token
-        now = f" (the current run is {current_token})" if current_token is not None else ""
-        super().__init__(
-            f"run {token} of session {session_id} is no longer current{now}; nothing was "
-            "written. Drop this run's reply: its messages belong to the run that took over.",
-            session_id=session_id,
-        )
+        self.completed = current_token == token
+        if self.completed:
+            message = (
+                f"run {token} of session {session_id} already completed and no run holds "
+                "the session now; nothing was written. A run completes once: its reply was "
+                "recorded then."
+            )
+        elif current_token is not None:
+            message = (
+                f"run {token} of session {session_id} is no longer current: run "
+                f"{current_token} started after it (it took the conversation over, or came "
+                "after this run completed); nothing was written. Drop this run's reply: "
+                f"messages it did not complete are answered by run {current_token}."
+            )
+        else:
+            message = (
+                f"run {token} of session {session_id} is no longer current; nothing was "
+                "written. Drop this run's reply: messages it did not complete are answered "
+                "by a later run."
+            )
+        super().__init__(message, session_id=session_id)
 
 
 class ConversationBusyError(SessionError):

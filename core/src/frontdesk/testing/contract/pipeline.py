@@ -473,10 +473,34 @@ class PipelineContract(ContractBase):
 
     async def test_extend_refuses_a_superseded_run(self, manager: SessionManager) -> None:
         first = await manager.receive(message(INTERRUPT, "hola"))
-        await manager.receive(message(INTERRUPT, "espera"))
+        second = await manager.receive(message(INTERRUPT, "espera"))
         assert first.run is not None
-        with pytest.raises(RunSupersededError):
+        assert second.run is not None
+        with pytest.raises(RunSupersededError) as caught:
             await manager.extend(first.run)
+        error = caught.value
+        assert (error.token, error.current_token) == (first.run.token, second.run.token)
+        assert error.completed is False
+        assert f"run {second.run.token} started after it" in str(error)
+
+    async def test_a_completed_run_is_refused_as_completed_not_taken_over(
+        self, manager: SessionManager
+    ) -> None:
+        """After `complete`, the run is refused as completed: nothing took it over."""
+        receipt = await manager.receive(message(MERGE, "hola"))
+        run = receipt.run
+        assert run is not None
+        await manager.complete(run, reply(run))
+        with pytest.raises(RunSupersededError) as extended:
+            await manager.extend(run)
+        with pytest.raises(RunSupersededError) as completed:
+            await manager.complete(run, reply(run), idempotency_key="another-key")
+        for error in (extended.value, completed.value):
+            assert (error.token, error.current_token) == (run.token, run.token)
+            assert error.completed is True
+            assert error.session_id == receipt.session.id
+            assert "already completed" in str(error)
+            assert "took" not in str(error)
 
     async def test_erasing_the_contact_removes_what_the_pipeline_stored(
         self, manager: SessionManager
