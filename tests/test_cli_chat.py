@@ -98,6 +98,18 @@ def test_bad_arguments_fail_in_one_line(args: list[str], error: str) -> None:
     assert line.startswith(error)
 
 
+def test_a_model_llm_does_not_know_says_so_in_command_line_words() -> None:
+    result = chat("sales", "--model", "nosuch", lines="hola\n")
+
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert "the llm library does not know this id" in line
+    assert "`llm models`" in line
+    assert "pip install" not in line  # llm is installed: installing it is not the fix
+    assert "Engine" not in line
+    assert "model=" not in line
+
+
 def test_end_of_input_ends_the_chat() -> None:
     result = chat("support", lines="")
     assert result.exit_code == 0, result.output

@@ -24,15 +24,33 @@ class Provider:
         return self.model if model_id in self.model_ids else None
 
 
-def test_a_model_nobody_claims_says_what_to_install() -> None:
+def test_an_id_llm_does_not_know_points_at_llm_models_not_at_installing_it() -> None:
     with pytest.raises(ModelNotFoundError) as caught:
         ModelProviders().resolve("claude-no-such-model")
 
     error = caught.value
     assert error.model_id == "claude-no-such-model"
     assert "llm" in error.providers
+    assert error.llm_installed is True
+    assert "the llm library does not know this id" in str(error)
+    assert "`llm models`" in str(error)
+    assert "llm-anthropic" in str(error)
+    assert "pip install" not in str(error)
+
+
+def test_with_no_provider_installed_it_says_what_to_install() -> None:
+    with pytest.raises(ModelNotFoundError) as caught:
+        ModelProviders(autodiscover=False).resolve("gpt-4o-mini")
+
+    error = caught.value
+    assert error.llm_installed is False
     assert "pip install 'frontdesk[llm]'" in str(error)
     assert "llm-anthropic" in str(error)
+    assert "OfflineModel" in str(error)
+    cli = error.with_offline_hint("or use --model offline")
+    assert (cli.model_id, cli.providers, cli.llm_installed) == ("gpt-4o-mini", (), False)
+    assert str(cli).endswith("or use --model offline.")
+    assert "OfflineModel" not in str(cli)
 
 
 def test_a_provider_registered_in_code_serves_its_models() -> None:

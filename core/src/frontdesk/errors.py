@@ -9,7 +9,7 @@ trouble. Each error carries its context as attributes, and its message says what
     ├── ConfigError
     │   └── InvalidAgentConfigError       .agent_id .distribution .problems
     ├── EngineError
-    │   ├── ModelNotFoundError            .model_id .providers
+    │   ├── ModelNotFoundError            .model_id .providers .llm_installed
     │   ├── ModelOutputError              .model_id .problems .text
     │   └── ToolError                     .tool .agent_id
     ├── RegistryError
@@ -229,18 +229,54 @@ class EngineError(FrontdeskError):
     """The agent engine could not run an agent: a model or a tool is missing or failed."""
 
 
-class ModelNotFoundError(EngineError, LookupError):
-    """No installed model provider claims this model id."""
+_OFFLINE_IN_PYTHON = (
+    "or pass model=frontdesk.testing.OfflineModel(agent_registry.list()) to Engine: it needs no key"
+)
 
-    def __init__(self, model_id: str, providers: Iterable[str]) -> None:
+
+class ModelNotFoundError(EngineError, LookupError):
+    """No installed model provider claims this model id.
+
+    `llm_installed` says whether the `llm` library was asked (it is installed and its
+    provider is loaded): then the id is one `llm` does not know, and `llm models` lists
+    the ones it does; otherwise no provider is installed for it, and the message says what
+    to install. `offline` is the last advice of that message, how to run without a key:
+    the command line words it as its own option, `with_offline_hint`.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        providers: Iterable[str],
+        *,
+        llm_installed: bool = False,
+        offline: str = _OFFLINE_IN_PYTHON,
+    ) -> None:
         self.model_id = model_id
         self.providers = tuple(sorted(providers))
+        self.llm_installed = llm_installed
+        self.offline = offline
         asked = f" (asked: {', '.join(self.providers)})" if self.providers else ""
-        super().__init__(
-            f"no installed model provider claims model {model_id!r}{asked}. Install one: "
-            "pip install 'frontdesk[llm]' runs every model the llm library knows (add its "
-            "plugin for the provider, such as llm-anthropic for Claude or llm-ollama for local "
-            "models), or pass model= to Engine (frontdesk.testing.OfflineModel needs no key)."
+        if llm_installed:
+            message = (
+                f"no installed model provider claims model {model_id!r}{asked}: the llm "
+                "library does not know this id. Run `llm models` for the ids it knows "
+                "(aliases included); another provider's models come with its llm plugin, "
+                "such as `llm install llm-anthropic` for Claude or llm-ollama for local models."
+            )
+        else:
+            message = (
+                f"no installed model provider claims model {model_id!r}{asked}. Install "
+                "one: pip install 'frontdesk[llm]' runs every model the llm library knows "
+                "(add its plugin for the provider, such as llm-anthropic for Claude or "
+                f"llm-ollama for local models), {offline}."
+            )
+        super().__init__(message)
+
+    def with_offline_hint(self, offline: str) -> ModelNotFoundError:
+        """The same error, ending with another way to run without a key (a CLI option)."""
+        return ModelNotFoundError(
+            self.model_id, self.providers, llm_installed=self.llm_installed, offline=offline
         )
 
 

@@ -7,9 +7,12 @@ from contextlib import contextmanager
 
 import click
 
-from ..errors import FrontdeskError
+from ..errors import FrontdeskError, ModelNotFoundError
 
-__all__ = ["one_line", "one_line_errors"]
+__all__ = ["OFFLINE_HINT", "one_line", "one_line_errors"]
+
+OFFLINE_HINT = "or use --model offline (keyword matching): it needs no key"
+"""How a command that takes `--model` says to run without a key."""
 
 
 @contextmanager
@@ -17,6 +20,10 @@ def one_line_errors() -> Iterator[None]:
     """A `FrontdeskError` becomes click's one-line `Error: ...` with exit code 1."""
     try:
         yield
+    except ModelNotFoundError as exc:
+        # Its advice for running without a key is the command's option, not Python's.
+        hinted = exc.with_offline_hint(OFFLINE_HINT)
+        raise click.ClickException(one_line(str(hinted))) from exc
     except FrontdeskError as exc:
         raise click.ClickException(one_line(str(exc))) from exc
 

@@ -12,6 +12,7 @@ isolation: one that fails to import is logged and skipped.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 from importlib.metadata import entry_points
@@ -20,6 +21,7 @@ import pluggy
 
 from .. import hookspecs
 from ..errors import ModelNotFoundError
+from . import llm_adapter
 from .client import ModelClient
 
 __all__ = ["ENTRY_POINT_GROUP", "ModelProviders"]
@@ -68,7 +70,7 @@ class ModelProviders:
         self._discover()
         found = self._manager.hook.get_model_client(model_id=model_id)
         if found is None:
-            raise ModelNotFoundError(model_id, self.names)
+            raise ModelNotFoundError(model_id, self.names, llm_installed=self._llm_asked())
         if not isinstance(found, ModelClient):
             raise TypeError(
                 f"a model provider returned {type(found).__name__} for {model_id!r}; "
@@ -77,6 +79,15 @@ class ModelProviders:
         with self._lock:
             self._clients[model_id] = found
         return found
+
+    def _llm_asked(self) -> bool:
+        """Whether `llm` was asked: its provider is registered and the library installed.
+
+        Then a model nobody claims is an id `llm` does not know, not a missing install.
+        """
+        if not self._manager.is_registered(llm_adapter):
+            return False
+        return importlib.util.find_spec("llm") is not None
 
     def _discover(self) -> None:
         with self._lock:
