@@ -102,7 +102,9 @@ def test_resume_without_a_key_fails_in_one_line_and_hands_nothing_off(
     assert result.exit_code == 1
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
-    assert line.startswith("Error: model ")
+    assert line.startswith("Error: agent ")
+    assert "cannot run, so no conversation was claimed: model " in line
+    assert "needs an API key" in line
 
     async def stored() -> tuple[str, dict[str, object], list[str]]:
         storage = SQLiteStorage(path)
@@ -125,3 +127,27 @@ def test_resume_refuses_an_empty_model(installed: AgentRegistry) -> None:
     assert result.exit_code == 1
     [line] = result.stderr.splitlines()
     assert line.startswith("Error: --model must name a model")
+
+
+def test_a_broken_setup_claims_nothing_so_a_fixed_one_answers_at_once(
+    installed: AgentRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a key nothing is claimed: no conversation waits another runs.timeout."""
+    path = tmp_path / "sessions.db"
+    session_id = asyncio.run(_crash_mid_run(path, installed, ["hola"]))
+    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(path))
+    monkeypatch.setenv("LLM_USER_PATH", str(tmp_path))
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    args = ("runs", "resume", "--workspace", WORKSPACE, "--storage", "sqlite")
+    broken = run(*args, "--model", "agent")
+    unknown = run(*args, "--model", "no-such-model")
+
+    assert broken.exit_code == unknown.exit_code == 1
+    assert "no conversation was claimed" in broken.stderr
+    assert "`llm models`" in unknown.stderr
+    # Had they claimed it, its new run would hold it for the agent's runs.timeout (120 s).
+    fixed = run(*args, "--model", "offline")
+    assert fixed.exit_code == 0, fixed.output
+    assert "resumed 1 conversation" in fixed.stdout
+    assert session_id in fixed.stdout

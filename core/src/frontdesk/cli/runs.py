@@ -13,10 +13,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..errors import EngineError, ModelNotFoundError
+from ._errors import OFFLINE_HINT, one_line
 from ._output import count
 from .sessions import _run, _where
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..config import AgentConfig
     from ..engine import Engine, RunOutcome
     from ..sessions import SessionManager
 
@@ -61,9 +66,11 @@ def command() -> click.Group:
         """Claim conversations whose run expired with unanswered messages; answer them.
 
         Each claimed conversation gets a new run over every unanswered message, answered
-        by its agent and completed, as the crashed worker would have done. A wrong setup
-        (a missing API key) fails in one line and hands nothing off: the runs expire again
-        and the next resume, with the setup fixed, answers them.
+        by its agent and completed, as the crashed worker would have done. The models of
+        every installed agent are resolved first: a wrong setup (a missing API key, a model
+        nobody serves) fails in one line before any conversation is claimed, so the next
+        resume, with the setup fixed, answers them at once. A setup that breaks during a
+        run (a key the provider refuses) also hands nothing off: those runs expire again.
         """
         if not model_id.strip():
             raise click.ClickException(
@@ -72,6 +79,7 @@ def command() -> click.Group:
 
         async def resume_all(manager: SessionManager) -> list[list[RunOutcome]]:
             engine = _engine(manager, model_id)
+            _check_models(engine, manager.registry.list())
             claimed = await manager.resume_abandoned(limit=limit)
             return [await engine.answer(run) for run in claimed]
 
@@ -103,3 +111,23 @@ def _engine(manager: SessionManager, model_id: str) -> Engine:
         return Engine(manager, model=OfflineModel(manager.registry.list()))
     providers = ModelProviders()
     return Engine(manager, model=providers.resolve(model_id), providers=providers)
+
+
+def _check_models(engine: Engine, agents: Iterable[AgentConfig]) -> None:
+    """Resolve every model the agents name, as `Engine.handle` does before `receive`.
+
+    `resume_abandoned` claims conversations of every installed agent: one whose models
+    cannot run would keep its claimed conversations for another `runs.timeout` and answer
+    none of them.
+    """
+    for agent in agents:
+        for model_id in dict.fromkeys((agent.intent_detector.model, agent.orchestrator.model)):
+            try:
+                engine.model_for(model_id)
+            except EngineError as exc:
+                if isinstance(exc, ModelNotFoundError):
+                    exc = exc.with_offline_hint(OFFLINE_HINT)
+                raise click.ClickException(
+                    f"agent {agent.id!r} cannot run, so no conversation was claimed: "
+                    f"{one_line(str(exc))}"
+                ) from exc
