@@ -98,18 +98,6 @@ def test_bad_arguments_fail_in_one_line(args: list[str], error: str) -> None:
     assert line.startswith(error)
 
 
-def test_a_model_llm_does_not_know_says_so_in_command_line_words() -> None:
-    result = chat("sales", "--model", "nosuch", lines="hola\n")
-
-    assert result.exit_code == 1
-    [line] = result.stderr.splitlines()
-    assert "the llm library does not know this id" in line
-    assert "`llm models`" in line
-    assert "pip install" not in line  # llm is installed: installing it is not the fix
-    assert "Engine" not in line
-    assert "model=" not in line
-
-
 def test_end_of_input_ends_the_chat() -> None:
     result = chat("support", lines="")
     assert result.exit_code == 0, result.output
@@ -172,3 +160,35 @@ def test_asking_for_a_person_hands_off_with_the_offline_model(agent: str, text: 
     assert "intent wants_human (0.00) · handoff" in result.stdout
     assert "Una persona" in result.stdout
     assert "held for a person" in result.stdout  # "hola" waits for the person
+
+
+def test_help_lists_the_commands_and_is_not_sent_to_the_agent() -> None:
+    result = chat("sales", lines="/help\nhola\n/quit\n")
+
+    assert result.exit_code == 0, result.output
+    assert "/help for commands" in result.stdout
+    assert "leave the chat" in result.stdout
+    assert "/back" in result.stdout
+    # Only "hola" reached the agent: one answer, and it is the greeting.
+    assert result.stdout.count("agent> ") == 1
+    assert "intent greeting (0.90) · proceed" in result.stdout
+
+
+def test_an_unknown_command_says_so_and_sends_nothing() -> None:
+    result = chat("sales", lines="/qiut\n/back\nhola\n/QUIT\nnot sent\n")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "Error: unknown command /qiut; nothing was sent. /help lists the commands",
+        "Error: /back: the conversation is with the agent, not handed off; nothing was sent",
+    ]
+    assert result.stdout.count("agent> ") == 1
+    assert "handoff" not in result.stdout
+
+
+def test_a_double_slash_sends_a_message_that_starts_with_a_slash() -> None:
+    result = chat("sales", lines="//hola\n/q\n")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout.count("agent> ") == 1

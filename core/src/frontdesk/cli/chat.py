@@ -28,8 +28,15 @@ __all__ = ["command"]
 
 OFFLINE = "offline"
 AGENT_MODELS = "agent"
-_QUIT = {"/quit", "/exit", "/q"}
+_QUIT = ("/quit", "/exit", "/q")
 _BACK = "/back"
+_HELP = ("/help", "/?")
+_COMMANDS = (
+    ("/help", "list these commands (also /?)"),
+    ("/quit", "leave the chat (also /exit, /q, or end of input)"),
+    ("/back", "after a hand-off, give the conversation back to the agent"),
+    ("//text", "send a message that starts with /: the agent gets /text"),
+)
 
 
 def command() -> click.Command:
@@ -54,7 +61,8 @@ def command() -> click.Command:
 
         The conversation lives in memory and ends with /quit or end of input. After a
         hand-off the agent no longer answers: messages are held for the person it was
-        handed to, until /back hands the conversation back to the agent.
+        handed to, until /back hands the conversation back to the agent. A line that
+        starts with / is a command, never sent to the agent: /help lists them.
         """
         if not model_id.strip():
             raise click.ClickException(
@@ -69,7 +77,7 @@ def command() -> click.Command:
         out = console(highlight=False, soft_wrap=True)
         label = _label(model_id, agent.intent_detector.model, agent.orchestrator.model)
         out.print(f"[bold]{agent.name}[/bold] ({agent.id}) · model: {label}", markup=True)
-        out.print("Type a message; /quit to leave.", style="dim")
+        out.print("Type a message; /help for commands, /quit to leave.", style="dim")
         conversation = f"chat:{uuid.uuid4()}"
         if isinstance(sys.stdin, io.TextIOWrapper):
             # Bytes that are not UTF-8 arrive as lone surrogates, to be reported per line,
@@ -111,16 +119,23 @@ async def _loop(engine: Engine, agent_id: str, conversation: str, out: Console) 
         except (EOFError, click.Abort):
             out.print()
             return
-        if text.strip() in _QUIT:
-            return
-        if text.strip() == _BACK and handed_off is not None:
-            await _hand_back(engine.manager, handed_off)
-            handed_off = None
-            out.print("(the conversation is back with the agent)", style="dim")
-            continue
         if not _is_utf8(text):
             _error("the message is not valid UTF-8 text: check the terminal's encoding")
             continue
+        line = text.strip()
+        if line.startswith("/") and not line.startswith("//"):
+            name = line.split(maxsplit=1)[0].lower()
+            if name in _QUIT:
+                return
+            if name == _BACK and handed_off is not None:
+                await _hand_back(engine.manager, handed_off)
+                handed_off = None
+                out.print("(the conversation is back with the agent)", style="dim")
+            else:
+                _command(out, name)
+            continue
+        if line.startswith("//"):
+            text = line[1:]  # an escaped slash: the message is the rest
         number += 1
         try:
             outcomes = await engine.handle(
@@ -159,6 +174,20 @@ async def _hand_back(manager: SessionManager, session_id: str) -> None:
     await manager.update_session_with_version(
         session_id, expected_version=session.version, status="active"
     )
+
+
+def _command(out: Console, name: str) -> None:
+    """Answer a chat command other than /quit and a /back that hands back: /help, or an error.
+
+    Nothing of it reaches the agent: a mistyped /qiut must not become a message.
+    """
+    if name in _HELP:
+        for command, what in _COMMANDS:
+            out.print(f"  {command:<8} {what}", style="dim", markup=False)
+    elif name == _BACK:
+        _error("/back: the conversation is with the agent, not handed off; nothing was sent")
+    else:
+        _error(f"unknown command {name}; nothing was sent. /help lists the commands")
 
 
 def _is_utf8(text: str) -> bool:
