@@ -83,6 +83,64 @@ def test_agent_package_installs_and_appears(tmp_path: Path) -> None:
     assert agents["concierge"]["version"] == "0.1.0"
     assert {"sales", "support"} <= set(agents)
 
+    # A complete package: its register_tools hook implements every tool it names...
+    env = {"PYTHONPATH": str(target), "LLM_USER_PATH": str(tmp_path)}
+    cli = ("-c", "from frontdesk.cli import main; main()")
+    shown = run(*cli, "agents", "show", "concierge", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert record["tools"] == ["search_guide", "book_table", "book_taxi", "call_reception"]
+    assert record["missing_tools"] == []
+    table = run(*cli, "agents", "show", "concierge", env=env)
+    assert "not implemented" not in table.stdout + table.stderr
+    # ... and its prompt follows the offline model's convention, so it chats without a key.
+    chat = subprocess.run(  # noqa: S603 - our own interpreter and files
+        [sys.executable, *cli, "chat", "concierge"],
+        input="hello\nbook a table for two at 9pm\n/quit\n",
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert chat.returncode == 0, chat.stderr
+    assert "intent greeting (0.90) · proceed · mode greeting" in chat.stdout
+    assert "intent table_booking (0.90) · proceed · mode booking" in chat.stdout
+    # Its tools run in the engine: a booking is kept in the session.
+    booked = run("-c", _BOOK_A_TABLE, env=env)
+    assert booked.returncode == 0, booked.stderr
+    assert booked.stdout.splitlines() == [
+        "tools: book_table",
+        "bookings: [{'reference': 'T001', 'kind': 'table', 'restaurant': 'Casa Lola', "
+        "'time': '21:00', 'people': 2}]",
+    ]
+
+
+_BOOK_A_TABLE = """
+import asyncio, json
+from frontdesk import Engine, InboundMessage, InMemoryStorage, SessionManager
+from frontdesk.testing import ScriptedModel
+
+call = {"name": "book_table", "arguments": {"restaurant": "Casa Lola", "time": "21:00", "people": 2}}
+model = ScriptedModel.answering(
+    json.dumps({"intent": "table_booking", "confidence": 0.95, "fields": {}}),
+    json.dumps({"reply": "Booking it", "next_mode": "booking", "tool_calls": [call]}),
+    json.dumps({"reply": "Booked: T001", "next_mode": "done", "tool_calls": []}),
+)
+
+async def main():
+    engine = Engine(SessionManager(InMemoryStorage(), workspace_id="hotel"), model=model)
+    [outcome] = await engine.handle(InboundMessage(
+        agent_id="concierge", conversation_id="wa:1", contact_id="1", message_id="m1",
+        content="a table for two at Casa Lola, 9pm",
+    ))
+    print("tools:", ", ".join(call.name for call in outcome.tools_called))
+    print("bookings:", outcome.session.state.data["bookings"])
+
+asyncio.run(main())
+"""
+
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres", "supabase"])
 def test_testing_examples_pass(

@@ -6,8 +6,10 @@ It is no language model: it classifies by keywords and replies with templates, s
 starts with `[offline]`, so that nobody mistakes it for an agent's real answer.
 
 - Intents come from the intent detector's system prompt: each line `- name: description`
-  (under an `INTENTS` heading, if it has one) is an intent, and its quoted examples ("hola", "I'll take it") and the words of its name
-  are its keywords. A message that matches an example is classified with confidence 0.9;
+  (under an `INTENTS` heading, if it has one) is an intent, and its quoted examples
+  ("hola", "I'll take it") and the words of its name are its keywords. This is the
+  convention docs/engine.md ("Offline") and the README's agent package document for
+  authors: a prompt that names its intents otherwise gets `other` for every message. A message that matches an example is classified with confidence 0.9;
   one that shares words with an intent's name or description gets the intent with most
   of them and 0.7 (the re-analyse band of the usual thresholds: a second look with the same
   answer makes it a clarify); one that matches nothing is `other` with 0.5 (clarify), and
