@@ -292,3 +292,95 @@ def test_help_names_the_variable_not_a_default(monkeypatch: pytest.MonkeyPatch) 
     result = run("db", "check", "--help")
     assert "[default: supabase]" not in result.stdout
     assert "$FRONTDESK_STORAGE" in result.stdout
+
+
+def test_migrate_reads_the_variables_the_postgres_backend_reads(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_supabase_roles(fresh_database)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("FRONTDESK_POSTGRES_DSN", fresh_database)
+    first = run("db", "migrate")
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines() == [f"applied {m.name}" for m in migrations()]
+    monkeypatch.delenv("FRONTDESK_POSTGRES_DSN")
+    monkeypatch.setenv("DATABASE_URL", fresh_database)
+    second = run("db", "migrate")
+    assert second.exit_code == 0, second.output
+    assert second.stdout.strip() == "up to date: no migration to apply"
+
+
+def test_migrate_without_a_database_names_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FRONTDESK_POSTGRES_DSN", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv(
+        "FRONTDESK_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none"
+    )  # never read
+    result = run("db", "migrate")
+    assert result.exit_code == 2
+    assert (
+        "Error: name the database with --dsn postgresql://..., or set FRONTDESK_POSTGRES_DSN "
+        "(or DATABASE_URL)" in result.stderr
+    )
+
+
+@pytest.mark.parametrize("dsn", ["", "   "])
+def test_migrate_refuses_an_empty_dsn(dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # libpq would take it for "the local server, by its defaults".
+    monkeypatch.setenv("FRONTDESK_POSTGRES_DSN", "postgresql://nobody@127.0.0.1:9/none")
+    result = run("db", "migrate", "--dsn", dsn)
+    assert result.exit_code == 2
+    assert "Error: --dsn is empty: give a connection string, postgresql://..." in result.stderr
+
+
+@pytest.mark.parametrize("dsn", ["sqlite:///frontdesk.db", "frontdesk.db", "./data/s.sqlite3"])
+def test_migrate_says_sqlite_needs_no_migration(dsn: str, tmp_path: Path) -> None:
+    result = run("db", "migrate", "--dsn", dsn)
+    assert result.exit_code == 2
+    assert (
+        f"Error: --dsn ({dsn!r}) is not a PostgreSQL connection string: `db migrate` is for "
+        "PostgreSQL and Supabase (postgresql://...); a SQLite database needs no migration, "
+        "frontdesk upgrades it when a program opens it"
+    ) in " ".join(result.stderr.split())
+
+
+def test_migrate_says_so_when_the_variable_names_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FRONTDESK_POSTGRES_DSN", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///app.db")
+    result = run("db", "migrate")
+    assert result.exit_code == 2
+    assert "$DATABASE_URL ('sqlite:///app.db') is not a PostgreSQL connection string" in (
+        " ".join(result.stderr.split())
+    )
+
+
+@pytest.mark.parametrize("requests", ["0", "-3", "10001"])
+def test_check_requests_is_a_positive_count(
+    requests: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    SQLiteStorage(tmp_path / "s.db").close()
+    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(tmp_path / "s.db"))
+    result = run("db", "check", "--storage", "sqlite", "--requests", requests)
+    assert result.exit_code == 2
+    assert "Invalid value for '--requests'" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["other tables", "empty"])
+def test_check_sqlite_reports_a_file_that_is_not_frontdesks_unchanged(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "other.db"
+    path.touch()
+    if kind == "other tables":
+        with sqlite3.connect(path) as conn:
+            conn.execute("create table foo (x)")
+        conn.close()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(path))
+    result = run("db", "check", "--storage", "sqlite")
+    assert result.exit_code == 1
+    [line] = result.stdout.splitlines()
+    assert re.match(r"\s+FAIL  file: ", line)
+    expected = "the file is empty" if kind == "empty" else "is not a frontdesk database"
+    assert expected in line
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -105,10 +105,69 @@ def test_a_folder_that_does_not_exist_is_one_clear_error(tmp_path: Path) -> None
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "newer.db"
+    SQLiteStorage(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("pragma user_version = 99")
     with pytest.raises(StorageError, match="newer frontdesk"):
         SQLiteStorage(path)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_another_programs_versioned_database_is_refused_unchanged(
+    tmp_path: Path, create: bool
+) -> None:
+    # Its user_version is its own schema's, not one frontdesk may upgrade from.
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("create table invoices (id integer primary key)")
+        conn.execute("pragma user_version = 2")
+    conn.close()
+    before = _snapshot(tmp_path)
+    with pytest.raises(StorageError) as excinfo:
+        SQLiteStorage(path, create=create)
+    assert str(excinfo.value) == (
+        f"{str(path)!r} is not a frontdesk database: it has schema version 2 but no frontdesk "
+        "tables (it holds table invoices); nothing was changed. Check the path "
+        "(FRONTDESK_SQLITE_PATH): frontdesk needs a file of its own."
+    )
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["empty", "other tables"])
+def test_create_false_refuses_a_file_without_frontdesk_tables_unchanged(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "x.db"
+    path.touch()
+    if kind == "other tables":
+        with sqlite3.connect(path) as conn:
+            conn.execute("create table foo (x)")
+        conn.close()
+    before = _snapshot(tmp_path)
+    expected = "the file is empty" if kind == "empty" else "it holds table foo"
+    with pytest.raises(StorageError, match=expected):
+        SQLiteStorage(path, create=False)
+    assert _snapshot(tmp_path) == before
+
+
+async def test_an_application_adds_its_tables_to_a_file_that_has_none(tmp_path: Path) -> None:
+    # An application opening its file creates frontdesk's tables next to any others, as
+    # it always has; only read-only tools (create=False) refuse to.
+    path = tmp_path / "shared.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("create table foo (x)")
+    conn.close()
+    async with SQLiteStorage(path) as storage:
+        assert (await storage.health())["schema_version"] >= 1
+    async with SQLiteStorage(path, create=False) as storage:  # now it is frontdesk's
+        assert await storage.get_session("w", "s1") is None
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("select count(*) from foo").fetchone() == (0,)
+    conn.close()
 
 
 async def test_closed_storage_refuses_calls(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`frontdesk db`: the Supabase / Postgres schema: print it, apply it, check a project."""
+"""`frontdesk db`: print and apply the Postgres / Supabase schema; check a database."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +16,9 @@ from ..errors import FrontdeskError, StorageAccessDeniedError
 from ..storage.base import StorageBackend
 from ._errors import one_line, one_line_errors
 from ._output import console
+
+if TYPE_CHECKING:
+    from ..storage.sqlite import SQLiteStorage
 
 __all__ = ["command"]
 
@@ -24,7 +28,7 @@ def command() -> click.Group:
 
     @click.group("db")
     def db() -> None:
-        """The Supabase / Postgres schema: print it, apply it, check a project."""
+        """Print and apply the Postgres / Supabase schema; check a backend's database."""
 
     @db.command("sql")
     def sql() -> None:
@@ -36,15 +40,18 @@ def command() -> click.Group:
     @db.command("migrate")
     @click.option(
         "--dsn",
-        envvar="FRONTDESK_DATABASE_URL",
-        required=True,
-        help="Postgres connection string (Supabase: Project Settings > Database). "
-        "Default: $FRONTDESK_DATABASE_URL.",
+        help="PostgreSQL connection string, postgresql://... (Supabase: Project Settings > "
+        "Database). Default: $FRONTDESK_POSTGRES_DSN, else $DATABASE_URL.",
     )
-    def migrate(dsn: str) -> None:
-        """Apply the migrations the database lacks (running it twice is a no-op)."""
+    def migrate(dsn: str | None) -> None:
+        """Apply the migrations the database lacks (running it twice is a no-op).
+
+        For PostgreSQL and Supabase; a SQLite file needs no migration: frontdesk upgrades
+        it when a program opens it.
+        """
         from ..storage.migrations import apply_migrations
 
+        dsn = _migration_dsn(dsn)
         with one_line_errors():
             applied = apply_migrations(dsn)
         if applied:
@@ -54,7 +61,14 @@ def command() -> click.Group:
             click.echo("up to date: no migration to apply")
 
     @db.command("check")
-    @click.option("--requests", "count", default=5, show_default=True, help="Round trips to time.")
+    @click.option(
+        "--requests",
+        "count",
+        type=click.IntRange(1, 10_000),
+        default=5,
+        show_default=True,
+        help="Round trips to time.",
+    )
     @click.option(
         "--storage",
         "storage_name",
@@ -72,7 +86,8 @@ def command() -> click.Group:
         security on, no privilege for anon/authenticated, the anon key (SUPABASE_ANON_KEY,
         if set) refused. postgres (FRONTDESK_POSTGRES_DSN, else DATABASE_URL): reachable,
         every migration applied, functions callable by this role, row-level security on,
-        no privilege for anon/authenticated. sqlite (FRONTDESK_SQLITE_PATH): the file, its
+        no privilege for anon/authenticated. sqlite (FRONTDESK_SQLITE_PATH): the file (never
+        created; one that is not a frontdesk database is a FAIL, left unchanged), its
         schema, WAL mode, the write lock. Then the round-trip latency.
         """
         checks = {"supabase": _check_project, "postgres": _check_postgres, "sqlite": _check_sqlite}
@@ -91,6 +106,36 @@ def command() -> click.Group:
             raise SystemExit(1)
 
     return db
+
+
+def _migration_dsn(given: str | None) -> str:
+    """The connection string `db migrate` uses: --dsn, else the variables the postgres
+    backend reads (FRONTDESK_POSTGRES_DSN, else DATABASE_URL); a usage error when there is
+    none, or when it names a SQLite database."""
+    from ..storage.postgres import DSN_ENV, FALLBACK_DSN_ENV
+
+    if given is None:
+        dsn = os.environ.get(DSN_ENV, "").strip() or os.environ.get(FALLBACK_DSN_ENV, "").strip()
+        if not dsn:
+            raise click.UsageError(
+                f"name the database with --dsn postgresql://..., or set {DSN_ENV} "
+                f"(or {FALLBACK_DSN_ENV})"
+            )
+        source = f"${DSN_ENV}" if os.environ.get(DSN_ENV, "").strip() else f"${FALLBACK_DSN_ENV}"
+    else:
+        dsn, source = given.strip(), "--dsn"
+        if not dsn:
+            # libpq would read an empty string as "the local server, by its defaults".
+            raise click.UsageError("--dsn is empty: give a connection string, postgresql://...")
+    # libpq takes a URI (postgresql://...) or key=value pairs; anything else is a mistake,
+    # most likely a SQLite URL or file.
+    if dsn.lower().startswith("sqlite") or ("://" not in dsn and "=" not in dsn):
+        raise click.UsageError(
+            f"{source} ({dsn!r}) is not a PostgreSQL connection string: `db migrate` is for "
+            "PostgreSQL and Supabase (postgresql://...); a SQLite database needs no "
+            "migration, frontdesk upgrades it when a program opens it"
+        )
+    return dsn
 
 
 def _report(name: str, passed: bool | None, detail: str) -> None:
@@ -135,7 +180,7 @@ def _report_functions(health: Mapping[str, Any]) -> bool:
 
 async def _round_trips(backend: StorageBackend, count: int) -> None:
     timings = []
-    for _ in range(max(count, 1)):
+    for _ in range(count):
         start = time.perf_counter()
         await backend.find_active_session("frontdesk-db-check", "-", "-")
         timings.append((time.perf_counter() - start) * 1000)
@@ -190,12 +235,27 @@ async def _check_postgres(count: int) -> bool:
     return rls_on and exposed_ok
 
 
-async def _check_sqlite(count: int) -> bool:
-    from ..storage.sqlite import SQLiteStorage
+def _open_sqlite() -> SQLiteStorage | str:
+    """The SQLite database to check, or why the file there is not one (a failed check).
 
-    with one_line_errors():
-        # A check inspects: a mistyped path is reported, not created.
-        storage = SQLiteStorage.from_env(create=False)
+    A check inspects: a mistyped path is an error, not a new file, and a file that is not a
+    frontdesk database is reported, not given frontdesk's tables.
+    """
+    from ..storage.sqlite import DEFAULT_PATH, PATH_ENV, SQLiteStorage
+
+    try:
+        return SQLiteStorage.from_env(create=False)
+    except FrontdeskError as exc:
+        if not Path(os.environ.get(PATH_ENV, "").strip() or DEFAULT_PATH).exists():
+            raise click.ClickException(one_line(str(exc))) from exc
+        return one_line(str(exc))
+
+
+async def _check_sqlite(count: int) -> bool:
+    storage = _open_sqlite()
+    if isinstance(storage, str):
+        _report("file", False, storage)
+        return False
     async with storage as backend:
         health = await backend.health()
         _report("file", True, f"{health['path']} (schema version {health['schema_version']})")

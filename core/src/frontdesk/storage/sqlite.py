@@ -196,8 +196,11 @@ class SQLiteStorage:
 
     `timeout` bounds the wait for another writer's lock, in seconds; `threads` is the size
     of the thread pool the blocking calls run in; `clock` replaces the wall clock.
-    `create=False` opens an existing file only: a missing one is a `StorageError` saying
-    "no database at PATH" instead of a new, empty database (for tools that only read).
+    `create=False` opens an existing frontdesk database only, for tools that only read: a
+    missing file is a `StorageError` saying "no database at PATH" instead of a new, empty
+    database, and an empty file or one holding only other tables is refused unchanged
+    instead of receiving frontdesk's tables. A file with another program's schema version
+    (`pragma user_version`) and no frontdesk tables is refused either way.
     """
 
     capabilities: frozenset[str] = frozenset({Capability.THREADS})
@@ -724,6 +727,9 @@ class SQLiteStorage:
     def _create_schema(self) -> None:
         conn = self._open()
         try:
+            # Before anything is written (WAL mode included): refuse a file that is not
+            # frontdesk's to change.
+            self._check_is_frontdesk(conn)
             # WAL lets readers and one writer work at once, across processes; the setting
             # is stored in the file.
             mode = conn.execute("pragma journal_mode = wal").fetchone()
@@ -761,6 +767,45 @@ class SQLiteStorage:
                 self._connections.remove(conn)
             conn.close()
 
+    def _check_is_frontdesk(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file whose schema is not frontdesk's, before anything touches it.
+
+        A frontdesk database has a schema version (`pragma user_version`) of 1 or more and
+        the `agent_sessions` table. Any other file holding a version is another program's,
+        refused always: its version is not frontdesk's to upgrade. A file without a
+        version (a new or empty one, or one holding only other tables) is where
+        `create=True` creates the tables, next to any others; with `create=False` it is
+        refused instead, so that a tool that only reads never changes a file it was
+        pointed at by mistake.
+        """
+        version = int(conn.execute("pragma user_version").fetchone()[0])
+        tables = sorted(
+            str(row[0])
+            for row in conn.execute(
+                "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
+            )
+        )
+        path = str(self.path)
+        if version > 0 and "agent_sessions" in tables:
+            return  # frontdesk's own: upgraded below if it is older
+        if version > 0:
+            raise StorageError(
+                f"{path!r} is not a frontdesk database: it has schema version {version} but no "
+                f"frontdesk tables (it holds {_listed(tables)}); nothing was changed. Check "
+                f"the path ({PATH_ENV}): frontdesk needs a file of its own."
+            )
+        if self._create:
+            return  # a new file, or one frontdesk shares with other tables: create them
+        if not tables:
+            raise StorageError(
+                f"no frontdesk database in {path!r}: the file is empty; the first program "
+                "that writes sessions to it creates the tables"
+            )
+        raise StorageError(
+            f"{path!r} is not a frontdesk database: it holds {_listed(tables)} and no "
+            f"frontdesk schema; nothing was changed. Check the path ({PATH_ENV})."
+        )
+
     def _close(self) -> None:
         self._closed = True
         self._executor.shutdown(wait=True)
@@ -768,6 +813,15 @@ class SQLiteStorage:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+
+
+def _listed(tables: Sequence[str]) -> str:
+    """`no table`, `table foo`, `tables a, b, c and 4 more`: a file's tables, briefly."""
+    if not tables:
+        return "no table"
+    shown = ", ".join(tables[:3])
+    more = f" and {len(tables) - 3} more" if len(tables) > 3 else ""
+    return f"table {shown}" if len(tables) == 1 else f"tables {shown}{more}"
 
 
 def _insert_session(conn: sqlite3.Connection, new: NewSession, now: datetime) -> Session:
