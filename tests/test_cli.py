@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shlex
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -445,3 +449,87 @@ def test_agents_show_lists_tools_and_flags_missing_ones(
     assert records["frontdesk-shop"]["missing_tools"] == {"shop": ["create_order"]}
     assert records["frontdesk-sales"]["missing_tools"] == {}
     assert "agent 'shop' (frontdesk-shop) names tools nothing implements" in table.stderr
+
+
+@pytest.mark.parametrize("value", ["on", "TRUE", " yes ", "1"])
+def test_strict_plugins_takes_the_usual_yes_words(
+    value: str, make_distribution: DistributionMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_distribution(
+        "frontdesk-broken", modules={"broken_agents": "1/0\n"}, agents={"broken": "broken_agents"}
+    )
+    monkeypatch.setenv("FRONTDESK_STRICT_PLUGINS", value)
+    with use_default_registry(AgentRegistry(autodiscover=True)):
+        result = run("agents")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: agent package frontdesk-broken 1.0")
+
+
+@pytest.mark.parametrize("value", ["off", "False", "no", "0", ""])
+def test_strict_plugins_takes_the_usual_no_words(
+    value: str, discovered: AgentRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRONTDESK_STRICT_PLUGINS", value)
+    with use_default_registry(AgentRegistry(autodiscover=True)):
+        result = run("agents")
+    assert result.exit_code == 0, result.output
+    assert "sales" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["maybe", "strict", "2"])
+def test_strict_plugins_refuses_anything_else_in_one_line(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRONTDESK_STRICT_PLUGINS", value)
+    with use_default_registry(AgentRegistry(autodiscover=True)):
+        result = run("agents")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: FRONTDESK_STRICT_PLUGINS={value!r} is neither yes nor no: use 1, true, yes "
+        "or on to make a package that fails to load an error; 0, false, no, off or empty for "
+        "a warning.\n"
+    )
+
+
+FRONTDESK = [sys.executable, "-c", "from frontdesk.cli import main; main()"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("agents", "show", "sales"), ("agents",), ("demo", "--conversations", "3")],
+    ids=" ".join,
+)
+def test_a_reader_that_goes_away_ends_the_output_quietly(args: tuple[str, ...]) -> None:
+    # `frontdesk ... | head -1`, with the reader gone before anything is written, so that
+    # the very first write meets the closed pipe.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(  # noqa: S603 - this interpreter, the frontdesk CLI
+            [*FRONTDESK, *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            check=False,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr.decode() == ""
+    assert result.returncode == 141  # 128 + SIGPIPE, as a shell reports `yes | head -1`
+
+
+def test_head_reads_the_first_line() -> None:
+    # The same through a shell, as a user types it; the status is the writer's own.
+    script = " ".join(shlex.quote(word) for word in FRONTDESK) + " agents show sales | head -1"
+    result = subprocess.run(  # noqa: S603 - a fixed pipeline of the frontdesk CLI
+        ["bash", "-c", script + '; echo "status ${PIPESTATUS[0]}"'],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    first, status = result.stdout.splitlines()
+    assert first.startswith("Sales assistant (sales) from frontdesk-sales")
+    # 141 when head was gone before the rest was written, 0 when it was all written first.
+    assert status in {"status 141", "status 0"}
+    assert result.stderr == ""

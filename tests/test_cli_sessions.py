@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -121,9 +126,19 @@ def test_show(sessions: list[Session]) -> None:
     shown = json.loads(run("sessions", "show", sessions[0].id, "--json").stdout)
     assert shown["turn_count"] == 1
     assert shown["turns"][0]["content"] == "hello from ana"
-    missing = run("sessions", "show", "00000000-0000-4000-8000-000000000000")
-    assert missing.exit_code == 1
-    assert "not found" in missing.stderr
+
+
+@pytest.mark.parametrize("command", ["show", "delete"])
+def test_a_missing_session_names_the_options_not_the_api(
+    sessions: list[Session], command: str
+) -> None:
+    missing = "00000000-0000-4000-8000-000000000000"
+    result = run("sessions", command, missing)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: no session {missing} in workspace 'acme': check the id, and the workspace "
+        "(--workspace or FRONTDESK_WORKSPACE)\n"
+    )
 
 
 def test_delete(sessions: list[Session], database: Path) -> None:
@@ -146,14 +161,25 @@ def test_purge(sessions: list[Session], database: Path) -> None:
 
 
 def test_purge_asks_first(sessions: list[Session], database: Path) -> None:
-    declined = run("sessions", "purge", "--inactive-for", "0d", input="n\n")
+    declined = run("sessions", "purge", "--inactive-for", "1d", input="n\n")
     assert declined.exit_code == 1
-    assert "Delete every session of workspace 'acme' idle for 0s" in declined.stdout
+    assert "Delete every session of workspace 'acme' idle for 1d" in declined.stdout
     assert _count(database) == 4
-    accepted = run("sessions", "purge", "--inactive-for", "0d", input="y\n")
+    accepted = run("sessions", "purge", "--inactive-for", "1d", input="y\n")
     assert accepted.exit_code == 0, accepted.output
-    assert accepted.stdout.splitlines()[-1] == "purged 4 sessions idle for 0s"
-    assert _count(database) == 0
+    assert accepted.stdout.splitlines()[-1] == "purged 1 session idle for 1d"
+    assert _count(database) == 3
+
+
+@pytest.mark.parametrize("text", ["0d", "0s", " 0 w"])
+def test_purge_refuses_a_duration_of_zero(
+    sessions: list[Session], database: Path, text: str
+) -> None:
+    # Zero would make every idle session "inactive", even one closed a moment ago.
+    result = run("sessions", "purge", "--inactive-for", text, "--yes")
+    assert result.exit_code == 2
+    assert "is no time at all: give a duration longer than zero" in result.stderr
+    assert _count(database) == 4
 
 
 @pytest.mark.parametrize("text", ["99999999999d", "36501d", "9999999999999999999999w"])
@@ -186,6 +212,58 @@ def test_a_missing_database_is_reported_not_created(
     assert result.stderr.startswith(f"Error: no database at {str(path)!r}")
     assert len(result.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def _foreign_database(path: Path) -> None:
+    """Another program's SQLite file: its own table, no frontdesk schema (user_version 0)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("create table foo (x)")
+        conn.execute("insert into foo values (1)")
+    conn.close()
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sessions", "list"),
+        ("sessions", "show", "00000000-0000-4000-8000-000000000000"),
+        ("sessions", "delete", "00000000-0000-4000-8000-000000000000"),
+        ("sessions", "purge", "--inactive-for", "1d", "--yes"),
+        ("sessions", "erase-contact", "x", "--yes"),
+        ("runs", "resume", "--model", "offline"),
+    ],
+    ids=["list", "show", "delete", "purge", "erase", "resume"],
+)
+@pytest.mark.parametrize("kind", ["other tables", "empty"])
+def test_a_file_that_is_not_frontdesks_is_refused_unchanged(
+    args: tuple[str, ...], kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "other.db"
+    if kind == "empty":
+        path.touch()
+    else:
+        _foreign_database(path)
+    before = _files(tmp_path)
+    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(path))
+    monkeypatch.setenv("FRONTDESK_WORKSPACE", WORKSPACE)
+    result = run(*args, "--storage", "sqlite")
+    assert result.exit_code == 1
+    if kind == "empty":
+        assert result.stderr == (
+            f"Error: no frontdesk database in {str(path)!r}: the file is empty; the first "
+            "program that writes sessions to it creates the tables\n"
+        )
+    else:
+        assert result.stderr == (
+            f"Error: {str(path)!r} is not a frontdesk database: it holds table foo and no "
+            "frontdesk schema; nothing was changed. Check the path (FRONTDESK_SQLITE_PATH).\n"
+        )
+    # No frontdesk table, no WAL mode, no user_version, no -wal or -shm file: nothing.
+    assert _files(tmp_path) == before
 
 
 def test_a_bad_cursor_does_not_speak_of_writes(sessions: list[Session]) -> None:
@@ -269,7 +347,63 @@ def test_demo_deletes_its_workspace_unless_kept(database: Path, installed: Agent
     assert result.exit_code == 0, result.output
     assert "deleted workspace demo-2-" in result.stdout
     assert _count(database) == 0
+    assert re.fullmatch(
+        r"demo: workspace demo-2-[0-9a-f]{8} on sqlite: deleted at the end, or if interrupted\n",
+        result.stderr,
+    )
     kept = run("demo", "--conversations", "4", "--seed", "2", "--keep")
     assert kept.exit_code == 0, kept.output
     assert "kept workspace demo-2-" in kept.stdout
+    assert re.fullmatch(
+        r"demo: workspace demo-2-[0-9a-f]{8} on sqlite: kept \(--keep\)\n", kept.stderr
+    )
     assert _count(database) == 4
+
+
+def test_demo_keep_on_memory_says_nothing_outlives_the_process(installed: AgentRegistry) -> None:
+    result = run("demo", "--conversations", "4", "--storage", "memory", "--keep")
+    assert result.exit_code == 0, result.output
+    assert "kept workspace" not in result.stdout
+    assert result.stdout.splitlines()[-1] == (
+        "--keep: nothing to keep, the memory storage ends with the process "
+        "(--storage sqlite, postgres or supabase keeps the sessions)"
+    )
+    assert result.stderr == ""  # no workspace to name: nothing of it outlives the process
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["clean-up", "keep"])
+def test_an_interrupted_demo_cleans_up_and_exits_130(database: Path, keep: bool) -> None:
+    # A real process and a real SIGINT (Ctrl-C), while the workers are writing.
+    command = [sys.executable, "-c", "from frontdesk.cli import main; main()", "demo"]
+    demo = subprocess.Popen(  # noqa: S603 - this interpreter, the frontdesk CLI
+        [*command, "--conversations", "5000", *(["--keep"] if keep else [])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert demo.stderr is not None
+        first = demo.stderr.readline()
+        workspace = re.fullmatch(r"demo: workspace (demo-\d+-[0-9a-f]{8}) on sqlite: .*\n", first)
+        assert workspace, first
+        deadline = time.monotonic() + 60
+        while _count(database) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _count(database) > 0
+        demo.send_signal(signal.SIGINT)
+        stdout, stderr = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 130
+    assert stdout == ""  # no report: the checks did not run
+    assert stderr.splitlines()[-1] == "Aborted!"
+    assert "Traceback" not in stderr
+    if keep:
+        assert _count(database) > 0
+    else:
+        assert _count(database) == 0
+        with sqlite3.connect(database) as conn:
+            assert conn.execute("select count(*) from agent_turns").fetchone() == (0,)
+        conn.close()

@@ -25,13 +25,14 @@ turn numbers without gaps, the version counting every write. Nothing is assumed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from attrs import define, field, frozen
@@ -50,6 +51,7 @@ from .pipeline import Completion, InboundMessage, Run
 from .registry import AgentRegistry
 from .sessions import SessionChange, SessionManager
 from .storage.base import StorageBackend
+from .storage.memory import InMemoryStorage
 from .testing.instrumented import InstrumentedStorage
 from .testing.offline import OfflineModel
 
@@ -63,6 +65,10 @@ __all__ = [
     "check_demo_sizes",
     "run_demo",
 ]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @frozen
@@ -251,11 +257,14 @@ async def run_demo(
     on_progress: Callable[[int, int], None] | None = None,
     keep: bool = True,
     policy: str = DoubleTexting.MERGE,
+    on_start: Callable[[str], None] | None = None,
 ) -> DemoReport:
     """Run the simulation on `storage` with the agents of `registry`, and check it.
 
-    It writes to a workspace of its own, `demo-SEED-XXXXXXXX`; with `keep=False` every
-    session in it is deleted once the checks are done.
+    It writes to a workspace of its own, `demo-SEED-XXXXXXXX`, passed to `on_start` once
+    the storage has answered, before any traffic; with `keep=False` every session in it is
+    deleted once the checks are done, or when the demo stops early (an error, or a
+    cancellation such as Ctrl-C under `asyncio.run`).
 
     `messages` is the most a conversation sends (each sends between half of it and all).
     The same `seed` gives the same traffic: who says what, in which bursts, in which order
@@ -285,25 +294,34 @@ async def run_demo(
     plans = _plan(agents, conversations, messages, rng)
     arrivals = _arrivals(plans, rng)
     stats = _Stats()
-    measured = InstrumentedStorage(storage)
+    measured = _SettlingStorage(storage)
     manager = _DemoManager(measured, workspace_id=workspace, registry=registry)
     # The offline model stands in for the agents' language models: no key, no network.
     engine = Engine(manager, model=OfflineModel(agents), settings=EngineSettings(backoff=0))
 
-    started = time.perf_counter()
-    await _run_workers(
-        arrivals,
-        lambda message: _handle_message(engine, plans[message.conversation], message, stats),
-        workers=workers,
-        errors=stats.errors,
-        on_progress=on_progress,
-    )
-    await _resume_crashed(engine, plans, stats)
-    elapsed = time.perf_counter() - started
-    calls_during_run = measured.total
-    latencies = [s for values in measured.durations.values() for s in values]
+    if on_start is not None:
+        on_start(workspace)
+    try:
+        started = time.perf_counter()
+        await _run_workers(
+            arrivals,
+            lambda message: _handle_message(engine, plans[message.conversation], message, stats),
+            workers=workers,
+            errors=stats.errors,
+            on_progress=on_progress,
+        )
+        await _resume_crashed(engine, plans, stats)
+        elapsed = time.perf_counter() - started
+        calls_during_run = measured.total
+        latencies = [s for values in measured.durations.values() for s in values]
 
-    verified = await _verify(manager, plans, stats.errors)
+        verified = await _verify(manager, plans, stats.errors)
+    except BaseException:
+        # Interrupted (Ctrl-C cancels this task) or failed: what was written goes too.
+        if not keep:
+            await measured.settle()  # writes already sent land first, then go too
+            await _clean_up_after_stop(manager, workspace)
+        raise
     removed = None if keep else await _clean_up(manager)
     return DemoReport(
         seed=seed,
@@ -344,6 +362,57 @@ async def _clean_up(manager: SessionManager) -> int:
         for item in page:
             removed += await manager.delete_session(item.id)
     return removed
+
+
+class _SettlingStorage(InstrumentedStorage):
+    """The demo's measured storage, which can also wait for the calls still in flight.
+
+    A cancelled caller stops waiting, but its call goes on (in SQLite's threads, or on
+    the server): each call runs as a task of its own, shielded, so that `settle()` can
+    wait for it to land before the demo's sessions are deleted. The in-memory storage
+    works on the event loop alone, so nothing of a cancelled call goes on: its calls run
+    as they are, without the task's cost.
+    """
+
+    def __init__(self, inner: StorageBackend) -> None:
+        super().__init__(inner)
+        self._in_flight: set[asyncio.Future[Any]] = set()
+        self._on_the_loop = isinstance(inner, InMemoryStorage)
+
+    async def _call(self, name: str, call: Callable[[], Awaitable[T]]) -> T:
+        if self._on_the_loop:
+            return await super()._call(name, call)
+        task = asyncio.ensure_future(super()._call(name, call))
+        self._in_flight.add(task)
+        task.add_done_callback(self._landed)
+        return await asyncio.shield(task)
+
+    def _landed(self, task: asyncio.Future[Any]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled():
+            task.exception()  # its caller, if still waiting, has it; if not, nobody needs it
+
+    async def settle(self) -> None:
+        """Wait until every call made so far has finished, however it ended."""
+        while self._in_flight:
+            await asyncio.wait(set(self._in_flight))
+
+
+async def _clean_up_after_stop(manager: SessionManager, workspace: str) -> None:
+    """`_clean_up` for a demo that stopped early; a failure is logged, not raised, so that
+    the reason the demo stopped is the error the caller sees."""
+    try:
+        removed = await _clean_up(manager)
+    except Exception as exc:  # noqa: BLE001 - the original error goes on; this one is logged
+        logger.error(
+            "the demo stopped and its workspace %s could not be deleted (%s); delete it with "
+            "`frontdesk sessions purge --workspace %s --inactive-for 1s --yes`",
+            workspace,
+            _describe(exc),
+            workspace,
+        )
+    else:
+        logger.info("the demo stopped; deleted workspace %s (%d sessions)", workspace, removed)
 
 
 async def _check_reachable(

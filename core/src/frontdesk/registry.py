@@ -49,6 +49,7 @@ from .errors import (
     DuplicateAgentError,
     InvalidAgentConfigError,
     PluginLoadError,
+    RegistryError,
     UnknownPluginError,
     ValidationError,
 )
@@ -330,7 +331,7 @@ class AgentRegistry:
         `PluginLoadError` and leaves the registry as it was.
         """
         allowed = _load_filter(os.environ.get(LOAD_PLUGINS_ENV))
-        strict = os.environ.get(STRICT_PLUGINS_ENV, "").strip().lower() in {"1", "true", "yes"}
+        strict = _strict_mode(os.environ.get(STRICT_PLUGINS_ENV, ""))
         manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         manager.add_hookspecs(hookspecs)
         with self._lock:
@@ -574,6 +575,24 @@ def _label(source: AgentSource | None) -> str:
 def _normalize(name: str) -> str:
     """PEP 503 normalisation, so `frontdesk_sales` and `Frontdesk-Sales` name one package."""
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def _strict_mode(value: str) -> bool:
+    """FRONTDESK_STRICT_PLUGINS as a yes or no; a value that is neither is refused, since
+    a misspelt "on" silently meaning "off" would hide the very failures it asks to see."""
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise RegistryError(
+        f"{STRICT_PLUGINS_ENV}={value!r} is neither yes nor no: use 1, true, yes or on to "
+        "make a package that fails to load an error; 0, false, no, off or empty for a warning."
+    )
 
 
 def _load_filter(value: str | None) -> frozenset[str] | None:

@@ -15,6 +15,10 @@ modules: `_errors` (one-line errors), `_output` (consoles, warnings, plurals), `
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import sys
+from typing import Any
 
 import click
 
@@ -42,7 +46,9 @@ def create_cli() -> click.Group:
     'frontdesk'
     """
 
-    @click.group("frontdesk", context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(
+        "frontdesk", cls=_Frontdesk, context_settings={"help_option_names": ["-h", "--help"]}
+    )
     @click.version_option(__version__, prog_name="frontdesk")
     @click.option("-v", "--verbose", is_flag=True, help="Log what frontdesk does to stderr.")
     def cli(verbose: bool) -> None:
@@ -63,6 +69,36 @@ def create_cli() -> click.Group:
         _add_verbose(command)
         cli.add_command(command)
     return cli
+
+
+# The statuses of a process ended by a signal, as shells report them (128 + the signal).
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
+class _Frontdesk(click.Group):
+    """The group, ending the way Unix tools end when interrupted or cut off.
+
+    Ctrl-C prints click's `Aborted!` and exits 130; a reader that goes away (`frontdesk demo
+    | head -1`) ends the output quietly with 141, as if SIGPIPE had ended the process (the
+    recipe of Python's `signal` documentation). Click alone would exit 1 for both, which
+    the demo uses for a failed check.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a broken pipe surfaces here, not at interpreter exit
+        except KeyboardInterrupt:
+            click.echo(err=True)  # close the terminal's ^C echo
+            click.echo("Aborted!", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            # Whatever is still buffered goes nowhere, so the exit itself cannot fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
+        return result
 
 
 def _add_verbose(command: click.Command) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -21,12 +22,24 @@ def console(**options: Any) -> Console:
 
     On a terminal it wraps at the terminal's width; piped, it never breaks a line.
     """
-    from rich.console import Console
-
-    out = Console(**options)
+    out = _console_class()(**options)
     if not out.is_terminal and "width" not in options:
         out.width = _PIPED_WIDTH
     return out
+
+
+@functools.cache
+def _console_class() -> type[Console]:
+    from rich.console import Console
+
+    class PipedConsole(Console):
+        """A console that leaves a closed pipe to the command line (rich alone exits 1)."""
+
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return PipedConsole
 
 
 def warn(message: str) -> None:

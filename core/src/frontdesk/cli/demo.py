@@ -101,17 +101,18 @@ def command() -> click.Command:
 
         With --storage sqlite, postgres or supabase the sessions are written to that
         database (FRONTDESK_SQLITE_PATH, FRONTDESK_POSTGRES_DSN, SUPABASE_URL), in a
-        workspace of their own, demo-SEED-XXXXXXXX, and deleted at the end; with --keep
-        they stay, to look at with `frontdesk sessions list --workspace demo-...`.
+        workspace of their own, demo-SEED-XXXXXXXX (named on stderr at the start), and
+        deleted at the end, or when the demo is interrupted (Ctrl-C); with --keep they
+        stay, to look at with `frontdesk sessions list --workspace demo-...`.
         """
         try:
             check_demo_sizes(conversations, messages, workers)
         except ValidationError as exc:
             raise click.UsageError(str(exc)) from exc
-        report = asyncio.run(
+        report, durable = asyncio.run(
             _run(conversations, messages, workers, seed, storage_name, keep, policy)
         )
-        _print_report(report)
+        _print_report(report, durable=durable)
         if not report.ok:
             raise SystemExit(1)
 
@@ -126,9 +127,11 @@ async def _run(
     storage_name: str,
     keep: bool,
     policy: str,
-) -> DemoReport:
+) -> tuple[DemoReport, bool]:
+    """Run the demo; return its report and whether the storage outlives this process."""
     from ..demo import run_demo
     from ..storage import open_storage
+    from ..storage.memory import InMemoryStorage
 
     registry = load_registry()
     warn_conflicts(registry)  # the demo runs without those agents: say so
@@ -138,9 +141,17 @@ async def _run(
         )
     with one_line_errors():
         storage = await open_storage(storage_name)
+    durable = not isinstance(storage, InMemoryStorage)
+
+    def on_start(workspace: str) -> None:
+        # Durable storages only: a workspace the user may have to find, if all else fails.
+        if durable:
+            fate = "kept (--keep)" if keep else "deleted at the end, or if interrupted"
+            click.echo(f"demo: workspace {workspace} on {storage_name}: {fate}", err=True)
+
     try:
         with _progress() as on_progress, one_line_errors():
-            return await run_demo(
+            report = await run_demo(
                 storage,
                 registry,
                 conversations=conversations,
@@ -151,9 +162,11 @@ async def _run(
                 on_progress=on_progress,
                 keep=keep,
                 policy=policy,
+                on_start=on_start,
             )
     finally:
         await storage.aclose()
+    return report, durable
 
 
 class ProgressLines:
@@ -207,7 +220,7 @@ def _progress() -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _print_report(report: DemoReport) -> None:
+def _print_report(report: DemoReport, *, durable: bool) -> None:
     from rich.table import Table
 
     out = console(highlight=False)
@@ -242,7 +255,12 @@ def _print_report(report: DemoReport) -> None:
     for check in report.checks:
         mark = "[green]ok[/]" if check.passed else "[red]FAIL[/]"
         out.print(f"{mark} {check.name}: {check.detail}")
-    if report.removed_sessions is None:
+    if report.removed_sessions is None and not durable:
+        out.print(
+            f"--keep: nothing to keep, the {report.storage} storage ends with the process "
+            "(--storage sqlite, postgres or supabase keeps the sessions)"
+        )
+    elif report.removed_sessions is None:
         out.print(f"kept workspace {report.workspace}")
     else:
         out.print(

@@ -58,18 +58,30 @@ def parse_duration(text: str) -> timedelta:
 
 
 class _Duration(click.ParamType[timedelta]):
+    """A duration longer than zero: `0d` would make every idle session "inactive"."""
+
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, timedelta):
             return value
         try:
-            return parse_duration(str(value))
+            duration = parse_duration(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        if duration <= timedelta(0):
+            self.fail(
+                f"{str(value).strip()!r} is no time at all: give a duration longer than zero "
+                "(30d, 12h, ...)",
+                param,
+                ctx,
+            )
+        return duration
 
 
 class _Time(click.ParamType[datetime]):
+    """An ISO 8601 time; without an offset it is UTC, the zone sessions are stored in."""
+
     name = "time"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -120,8 +132,16 @@ def command() -> click.Group:
     @click.option("--mode", help="Only sessions in this mode.")
     @click.option("--contact", "contact_id", help="Only this contact's sessions.")
     @click.option("--conversation", "conversation_id", help="Only this conversation's.")
-    @click.option("--updated-after", type=_Time(), help="Last activity after this time.")
-    @click.option("--updated-before", type=_Time(), help="Last activity before this time.")
+    @click.option(
+        "--updated-after",
+        type=_Time(),
+        help="Last activity after this ISO 8601 time; one without an offset is UTC.",
+    )
+    @click.option(
+        "--updated-before",
+        type=_Time(),
+        help="Last activity before this ISO 8601 time; one without an offset is UTC.",
+    )
     @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
     @click.option("--cursor", help="The next-page cursor a previous listing printed.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON: items and next_cursor.")
@@ -175,7 +195,7 @@ def command() -> click.Group:
             workspace, storage_name, "delete", lambda m: m.delete_session(session_id)
         )
         if not deleted:
-            raise click.ClickException(f"no session {session_id} in workspace {workspace!r}")
+            raise click.ClickException(_not_found(session_id, workspace))
         click.echo(f"deleted session {session_id}")
 
     @sessions.command("purge")
@@ -260,10 +280,23 @@ def _run(
     operation: Callable[[SessionManager], Awaitable[T]],
 ) -> T:
     """Open the storage, refuse the in-memory one, run `operation` on a manager, close."""
+    from ..errors import SessionNotFoundError
+
     if not workspace.strip():
         raise click.UsageError(f"choose a workspace with --workspace or {WORKSPACE_ENV}")
     with one_line_errors():
-        return asyncio.run(_open_and_run(workspace, storage_name, what, operation))
+        try:
+            return asyncio.run(_open_and_run(workspace, storage_name, what, operation))
+        except SessionNotFoundError as exc:
+            # The library's message speaks of the SessionManager's workspace_id.
+            raise click.ClickException(_not_found(exc.session_id, workspace)) from exc
+
+
+def _not_found(session_id: str | None, workspace: str) -> str:
+    return (
+        f"no session {session_id} in workspace {workspace!r}: check the id, and the workspace "
+        f"(--workspace or {WORKSPACE_ENV})"
+    )
 
 
 async def _open_and_run(
