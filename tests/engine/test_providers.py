@@ -7,7 +7,7 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from frontdesk import ModelNotFoundError, ModelRequest, ModelResponse, hookimpl
+from frontdesk import EngineError, ModelNotFoundError, ModelRequest, ModelResponse, hookimpl
 from frontdesk.engine import ModelProviders, providers
 from frontdesk.testing.scripted import ScriptedModel
 
@@ -81,7 +81,7 @@ def test_a_provider_must_return_a_model_client() -> None:
 
     models = ModelProviders(autodiscover=False)
     models.register(Wrong(), name="wrong")
-    with pytest.raises(TypeError, match="must return a ModelClient or None"):
+    with pytest.raises(EngineError, match="must return a ModelClient or None: fix the provider"):
         models.resolve("m")
 
 

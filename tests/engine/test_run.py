@@ -20,6 +20,7 @@ from frontdesk import (
     ToolContext,
     ToolResult,
     Usage,
+    ValidationError,
 )
 from frontdesk.engine import Decision, EngineSettings, RunResult, run_agent
 from frontdesk.engine.schema import CLARIFY_SCHEMA, INTENT_SCHEMA, ORCHESTRATOR_SCHEMA
@@ -647,3 +648,49 @@ async def test_answers_that_cannot_be_stored_hand_off_instead(
     assert ops_of(result, MergeCapturedData) == []
     assert ops_of(result, AppendIntent) == []
     assert result.tokens_used == 30
+
+
+# -- refused settings and clients -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "wanted"),
+    [
+        ("model_attempts", 0, "a whole number > 0"),
+        ("model_attempts", 1.5, "a whole number > 0"),
+        ("model_attempts", True, "a whole number > 0"),
+        ("model_timeout", "60", "a number > 0"),
+        ("backoff", -0.1, "a number >= 0"),
+        ("tool_timeout", float("nan"), "a number > 0"),
+        ("max_tool_rounds", -1, "a whole number >= 0"),
+        ("intent_history", None, "a whole number >= 0"),
+    ],
+)
+def test_engine_settings_refuse_a_bad_value_naming_it(field: str, value: Any, wanted: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        EngineSettings(**{field: value})
+
+    assert caught.value.field == f"EngineSettings.{field}"
+    assert f"must be {wanted}, got {value!r}" in str(caught.value)
+    assert "nothing was written" not in str(caught.value)
+    assert isinstance(caught.value, ValueError)  # `except ValueError` keeps working
+
+
+async def test_a_client_answering_something_else_is_a_setup_error_not_retried(
+    agent: AgentConfig, make_view: Callable[..., View], settings: EngineSettings
+) -> None:
+    model = ScriptedModel(lambda request: "not a response")  # type: ignore[arg-type,return-value]
+    with pytest.raises(EngineError, match=r"returned str, expected a ModelResponse; fix the"):
+        await run(agent, make_view(), model, settings)
+
+    assert len(model.requests) == 1
+
+
+async def test_a_scripted_model_out_of_answers_is_raised_not_handed_off(
+    agent: AgentConfig, make_view: Callable[..., View], settings: EngineSettings
+) -> None:
+    model = ScriptedModel.answering(intent())  # the orchestrator's call has no answer
+    with pytest.raises(EngineError, match="ran out of answers"):
+        await run(agent, make_view(), model, settings)
+
+    assert len(model.requests) == 2

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from frontdesk import ModelMessage, ModelRequest, ModelResponse, Usage
+from frontdesk import EngineError, ModelMessage, ModelRequest, ModelResponse, Usage
 from frontdesk.testing import ScriptedModel
 
 
@@ -32,7 +32,7 @@ async def test_answering_plays_answers_in_order_then_refuses() -> None:
     assert (await model.complete(request())).text == "plain"
     with pytest.raises(ValueError, match="boom"):
         await model.complete(request())
-    with pytest.raises(RuntimeError, match="ran out of answers; unexpected call to 'm'"):
+    with pytest.raises(EngineError, match="ran out of answers; unexpected call to 'm'"):
         await model.complete(request())
     assert len(model.requests) == 4
 

@@ -91,11 +91,12 @@ class FrontdeskError(Exception):
 class ValidationError(FrontdeskError, ValueError):
     """A value frontdesk was given cannot be stored the same way by every backend.
 
-    Raised before anything is sent to storage, so nothing was written. `field` names the
-    value (`content`, `turns[0].turn_number`, `data['cart'][3]`), `problem` says what is
-    wrong with it, and `limit` is the documented bound it broke, or None; `outcome` ends the
-    message ("nothing was written", or what a read did not do). It is also a
-    `ValueError`, so `except ValueError` keeps working.
+    Raised before anything is sent to storage: a refused write wrote nothing, a refused
+    read read nothing. `field` names the value (`content`, `turns[0].turn_number`,
+    `data['cart'][3]`), `problem` says what is wrong with it, and `limit` is the documented
+    bound it broke, or None; `outcome` ends the message ("nothing was written", or what a
+    read or another call did not do). It is also a `ValueError`, so `except ValueError`
+    keeps working.
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class ValidationError(FrontdeskError, ValueError):
         self.field = field
         self.problem = problem
         self.limit = limit
+        self.outcome = outcome
         bound = f" (the limit is {limit})" if limit is not None else ""
         super().__init__(f"invalid {field}: {problem}{bound}; {outcome}.")
 

@@ -87,6 +87,9 @@ from .storage.base import (
     apply_state_ops,
 )
 from .validation import (
+    LISTED,
+    READ,
+    WRITTEN,
     check_choice,
     check_datetime,
     check_fraction,
@@ -195,8 +198,8 @@ def _optional_confidence(value: object) -> float | None:
     return check_fraction("inputs_confidence", value)
 
 
-def _optional_status(value: object) -> SessionStatus | None:
-    return None if value is None else check_choice("status", value, SessionStatus)
+def _optional_status(value: object, *, outcome: str = WRITTEN) -> SessionStatus | None:
+    return None if value is None else check_choice("status", value, SessionStatus, outcome=outcome)
 
 
 @frozen
@@ -320,7 +323,7 @@ class SessionManager:
 
     async def get_session(self, session_id: str) -> Session:
         """The session; `SessionNotFoundError` if it is not in this workspace."""
-        check_id("session_id", session_id)
+        check_id("session_id", session_id, outcome=READ)
         session = await self.storage.get_session(self.workspace_id, session_id)
         if session is None:
             raise SessionNotFoundError(session_id)
@@ -330,8 +333,8 @@ class SessionManager:
         self, conversation_id: str, agent_id: str
     ) -> Session | None:
         """The active session of a conversation with an agent, or None."""
-        check_id("conversation_id", conversation_id)
-        check_id("agent_id", agent_id)
+        check_id("conversation_id", conversation_id, outcome=READ)
+        check_id("agent_id", agent_id, outcome=READ)
         return await self.storage.find_active_session(self.workspace_id, conversation_id, agent_id)
 
     # -- versioned writes ------------------------------------------------------------------
@@ -689,18 +692,18 @@ class SessionManager:
 
     async def get_turns(self, session_id: str, *, limit: int | None = None) -> Sequence[Turn]:
         """The session's turns in order; with `limit`, only the last `limit`."""
-        check_id("session_id", session_id)
-        check_optional_int("limit", limit, minimum=0)
+        check_id("session_id", session_id, outcome=READ)
+        check_optional_int("limit", limit, minimum=0, outcome=READ)
         return await self.storage.list_turns(self.workspace_id, session_id, limit=limit)
 
     async def get_total_tokens_used(self, session_id: str) -> int:
         """The tokens used by all the session's turns (summed by the backend)."""
-        check_id("session_id", session_id)
+        check_id("session_id", session_id, outcome=READ)
         return (await self.storage.turn_stats(self.workspace_id, session_id)).tokens_used
 
     async def get_turn_count(self, session_id: str) -> int:
         """How many turns the session has."""
-        check_id("session_id", session_id)
+        check_id("session_id", session_id, outcome=READ)
         return (await self.storage.turn_stats(self.workspace_id, session_id)).count
 
     # -- lifecycle: listing, removal, upgrades ---------------------------------------------
@@ -730,15 +733,15 @@ class SessionManager:
                 page = await manager.list_sessions(status="active", cursor=page.next_cursor)
         """
         query = SessionQuery(
-            agent_id=check_optional_id("agent_id", agent_id),
-            status=_optional_status(status),
-            mode=check_optional_id("mode", mode),
-            contact_id=check_optional_id("contact_id", contact_id),
-            conversation_id=check_optional_id("conversation_id", conversation_id),
-            updated_after=_optional_time("updated_after", updated_after),
-            updated_before=_optional_time("updated_before", updated_before),
+            agent_id=check_optional_id("agent_id", agent_id, outcome=LISTED),
+            status=_optional_status(status, outcome=LISTED),
+            mode=check_optional_id("mode", mode, outcome=LISTED),
+            contact_id=check_optional_id("contact_id", contact_id, outcome=LISTED),
+            conversation_id=check_optional_id("conversation_id", conversation_id, outcome=LISTED),
+            updated_after=_optional_time("updated_after", updated_after, outcome=LISTED),
+            updated_before=_optional_time("updated_before", updated_before, outcome=LISTED),
             # One more than asked for tells whether a next page exists.
-            limit=check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE) + 1,
+            limit=check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE, outcome=LISTED) + 1,
         )
         if cursor is not None:
             position = decode_cursor(cursor, self.workspace_id, query)
@@ -1074,8 +1077,8 @@ def _agent_changed(session: Session, agent: AgentConfig) -> AgentChangedError:
     )
 
 
-def _optional_time(name: str, value: object) -> datetime | None:
-    return None if value is None else check_datetime(name, value)
+def _optional_time(name: str, value: object, *, outcome: str = WRITTEN) -> datetime | None:
+    return None if value is None else check_datetime(name, value, outcome=outcome)
 
 
 def _policy(agent: AgentConfig) -> RunPolicy:

@@ -15,7 +15,8 @@ the agent, through the `register_tools` hook (or `AgentRegistry.register_tool` i
 A tool function takes the arguments the model gave (a JSON object) and a `ToolContext`,
 may be sync or async, and returns JSON, or a `ToolResult` whose `data` the engine merges
 into the session's `state.data` in the run's one `complete` call (tools never write to
-storage themselves: a message stays two storage requests).
+storage themselves: a message stays two storage requests). A `Tool` checks its fields
+when it is built (`ValidationError` naming the field).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from attrs import field, frozen
 
 from . import validation
 from .config import AgentConfig
+from .errors import ValidationError
 from .models import JSON, Session
 
 __all__ = ["Tool", "ToolContext", "ToolFunction", "ToolResult"]
@@ -59,14 +61,47 @@ ToolFunction: TypeAlias = Callable[
 ]
 
 
+_NOT_MADE = "no Tool was made"
+
+
 def _check_name(_: object, __: Any, value: str) -> None:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"a tool name must be a non-empty string, got {value!r}")
+        raise ValidationError(
+            "Tool.name",
+            f"must be a non-empty string (the name the agent's config lists), got {value!r}",
+            outcome=_NOT_MADE,
+        )
+    validation.check_id("Tool.name", value, outcome=_NOT_MADE)
+
+
+def _check_function(_: object, __: Any, value: Any) -> None:
+    if not callable(value):
+        raise ValidationError(
+            "Tool.function",
+            "must be a function taking (arguments, context), sync or async; got "
+            f"{type(value).__name__}",
+            outcome=_NOT_MADE,
+        )
+
+
+def _check_parameters(_: object, __: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ValidationError(
+            "Tool.parameters",
+            f"must be a JSON schema (a mapping) or None, got {type(value).__name__}",
+            outcome=_NOT_MADE,
+        )
 
 
 def _check_timeout(_: object, __: Any, value: float | None) -> None:
-    if value is not None and (isinstance(value, bool) or not value > 0):
-        raise ValueError(f"a tool timeout must be a positive number of seconds, got {value!r}")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValidationError(
+            "Tool.timeout",
+            f"must be a positive number of seconds, or None for the engine's, got {value!r}",
+            outcome=_NOT_MADE,
+        )
 
 
 @frozen
@@ -78,7 +113,7 @@ class Tool:
     """
 
     name: str = field(validator=_check_name)
-    function: ToolFunction = field(eq=False)
+    function: ToolFunction = field(eq=False, validator=_check_function)
     description: str = ""
-    parameters: Mapping[str, Any] | None = None
+    parameters: Mapping[str, Any] | None = field(default=None, validator=_check_parameters)
     timeout: float | None = field(default=None, validator=_check_timeout)

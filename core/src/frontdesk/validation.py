@@ -6,6 +6,10 @@ beyond a 32-bit column; JSON nested too deep for a recursive decoder) is refused
 once, at the public boundary, with a `ValidationError` naming the field, what is wrong
 and the limit. A refused value never reaches storage, so nothing is written.
 
+The message ends with what the refusal means for the call: `WRITTEN` ("nothing was
+written", the default) for a write; a read passes `outcome=READ` ("nothing was read") or
+`outcome=LISTED` ("nothing was listed"), so that it never suggests it could have written.
+
 The limits are constants, documented in the README:
 
 - `MAX_ID_LENGTH`: characters in an id or a name (workspace, conversation, contact and
@@ -24,8 +28,10 @@ datetime comes back in UTC, a mapping as a dict):
     message_id = validation.check_id("message_id", message_id)
     payload = validation.check_json("payload", payload)
     received_at = validation.check_datetime("received_at", received_at)
+    session_id = validation.check_id("session_id", session_id, outcome=validation.READ)
 
-Each function raises `ValidationError` and nothing else.
+Each function raises `ValidationError` and nothing else. The ones a read may use (ids,
+text, integers, datetimes, choices) take `outcome=`.
 """
 
 from __future__ import annotations
@@ -42,11 +48,14 @@ from typing import Any, TypeVar
 from .errors import ValidationError
 
 __all__ = [
+    "LISTED",
     "MAX_CONTENT_LENGTH",
     "MAX_ID_LENGTH",
     "MAX_INT32",
     "MAX_JSON_DEPTH",
     "MAX_JSON_SIZE",
+    "READ",
+    "WRITTEN",
     "check_choice",
     "check_datetime",
     "check_fraction",
@@ -75,6 +84,15 @@ MAX_JSON_SIZE = 1_048_576
 MAX_INT32 = 2**31 - 1
 """The largest version, turn number, token count or limit: SQL backends keep them in `integer`."""
 
+WRITTEN = "nothing was written"
+"""How a refused write's message ends (the default)."""
+
+READ = "nothing was read"
+"""How a refused read's message ends (`get_session`, `get_turns`, ...)."""
+
+LISTED = "nothing was listed"
+"""How a refused listing's message ends (`list_sessions`)."""
+
 E = TypeVar("E", bound=enum.Enum)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -88,62 +106,79 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {_short.repr(value)}"
 
 
-def _check_chars(field: str, value: str) -> None:
+def _check_chars(field: str, value: str, outcome: str = WRITTEN) -> None:
     if "\x00" in value:
         raise ValidationError(
-            field, "contains a NUL character (\\x00), which PostgreSQL text and JSON cannot hold"
+            field,
+            "contains a NUL character (\\x00), which PostgreSQL text and JSON cannot hold",
+            outcome=outcome,
         )
     if not value.isascii() and _SURROGATE.search(value):
-        raise ValidationError(field, "contains a lone surrogate, which is not valid Unicode")
+        raise ValidationError(
+            field, "contains a lone surrogate, which is not valid Unicode", outcome=outcome
+        )
 
 
 def check_text(
-    field: str, value: object, *, max_length: int = MAX_CONTENT_LENGTH, blank: bool = True
+    field: str,
+    value: object,
+    *,
+    max_length: int = MAX_CONTENT_LENGTH,
+    blank: bool = True,
+    outcome: str = WRITTEN,
 ) -> str:
     """A string of at most `max_length` characters, without NUL or lone surrogates.
 
     With `blank=False` it must also have a character other than whitespace.
     """
     if not isinstance(value, str):
-        raise ValidationError(field, f"must be a string, got {_describe(value)}")
+        raise ValidationError(field, f"must be a string, got {_describe(value)}", outcome=outcome)
     if len(value) > max_length:
         raise ValidationError(
-            field, f"is {len(value)} characters long", limit=f"{max_length} characters"
+            field,
+            f"is {len(value)} characters long",
+            limit=f"{max_length} characters",
+            outcome=outcome,
         )
     if not blank and not value.strip():
-        raise ValidationError(field, f"must be a non-empty string, got {value!r}")
-    _check_chars(field, value)
+        raise ValidationError(field, f"must be a non-empty string, got {value!r}", outcome=outcome)
+    _check_chars(field, value, outcome)
     return value
 
 
-def check_id(field: str, value: object) -> str:
+def check_id(field: str, value: object, *, outcome: str = WRITTEN) -> str:
     """An id or a name: a non-blank string of at most `MAX_ID_LENGTH` characters."""
-    return check_text(field, value, max_length=MAX_ID_LENGTH, blank=False)
+    return check_text(field, value, max_length=MAX_ID_LENGTH, blank=False, outcome=outcome)
 
 
-def check_optional_id(field: str, value: object) -> str | None:
+def check_optional_id(field: str, value: object, *, outcome: str = WRITTEN) -> str | None:
     """None, or what `check_id` accepts."""
-    return None if value is None else check_id(field, value)
+    return None if value is None else check_id(field, value, outcome=outcome)
 
 
-def check_int(field: str, value: object, *, minimum: int, maximum: int = MAX_INT32) -> int:
+def check_int(
+    field: str, value: object, *, minimum: int, maximum: int = MAX_INT32, outcome: str = WRITTEN
+) -> int:
     """An integer from `minimum` to `maximum`. A bool is not an integer here, nor is 1.0."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(field, f"must be an integer, got {_describe(value)}")
+        raise ValidationError(field, f"must be an integer, got {_describe(value)}", outcome=outcome)
     if not minimum <= value <= maximum:
         raise ValidationError(
             field,
             f"must be from {minimum} to {maximum}, got {_short.repr(value)}",
             limit=f"{minimum}..{maximum}",
+            outcome=outcome,
         )
     return int(value)
 
 
 def check_optional_int(
-    field: str, value: object, *, minimum: int, maximum: int = MAX_INT32
+    field: str, value: object, *, minimum: int, maximum: int = MAX_INT32, outcome: str = WRITTEN
 ) -> int | None:
     """None, or what `check_int` accepts."""
-    return None if value is None else check_int(field, value, minimum=minimum, maximum=maximum)
+    if value is None:
+        return None
+    return check_int(field, value, minimum=minimum, maximum=maximum, outcome=outcome)
 
 
 def check_fraction(field: str, value: object) -> float | None:
@@ -157,27 +192,33 @@ def check_fraction(field: str, value: object) -> float | None:
     return float(value)
 
 
-def check_datetime(field: str, value: object) -> datetime:
+def check_datetime(field: str, value: object, *, outcome: str = WRITTEN) -> datetime:
     """A timezone-aware datetime, returned in UTC."""
     if not isinstance(value, datetime):
-        raise ValidationError(field, f"must be a datetime, got {_describe(value)}")
+        raise ValidationError(field, f"must be a datetime, got {_describe(value)}", outcome=outcome)
     if value.utcoffset() is None:
         raise ValidationError(
-            field, "must be timezone-aware (use datetime.now(UTC)), got a naive datetime"
+            field,
+            "must be timezone-aware (use datetime.now(UTC)), got a naive datetime",
+            outcome=outcome,
         )
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        raise ValidationError(field, f"is out of range in UTC: {value.isoformat()}") from None
+        raise ValidationError(
+            field, f"is out of range in UTC: {value.isoformat()}", outcome=outcome
+        ) from None
 
 
-def check_choice(field: str, value: object, choices: type[E]) -> E:
+def check_choice(field: str, value: object, choices: type[E], *, outcome: str = WRITTEN) -> E:
     """A member of the enum `choices`, given as a member or as its value."""
     try:
         return choices(value)
     except (ValueError, TypeError):
         valid = ", ".join(str(member.value) for member in choices)
-        raise ValidationError(field, f"must be one of {valid}; got {_short.repr(value)}") from None
+        raise ValidationError(
+            field, f"must be one of {valid}; got {_short.repr(value)}", outcome=outcome
+        ) from None
 
 
 def check_json(

@@ -17,12 +17,18 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from attrs import field, frozen
 
+from ..errors import ValidationError
+
 __all__ = ["ModelClient", "ModelMessage", "ModelRequest", "ModelResponse", "Usage"]
 
 
 def _count(_: object, attribute: Any, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{attribute.name} must be a whole number >= 0, got {value!r}")
+        raise ValidationError(
+            f"Usage.{attribute.name}",
+            f"must be a whole number >= 0 (tokens the call used), got {value!r}",
+            outcome="no Usage was made",
+        )
 
 
 @frozen
@@ -49,7 +55,12 @@ class Usage:
 
 def _role(_: object, attribute: Any, value: str) -> None:
     if value not in ("user", "assistant"):
-        raise ValueError(f"{attribute.name} must be 'user' or 'assistant', got {value!r}")
+        raise ValidationError(
+            f"ModelMessage.{attribute.name}",
+            f"must be 'user' or 'assistant' (the system prompt goes in "
+            f"ModelRequest.system), got {value!r}",
+            outcome="no ModelMessage was made",
+        )
 
 
 @frozen

@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 import pluggy
 
 from .. import hookspecs
-from ..errors import ModelNotFoundError
+from ..errors import EngineError, ModelNotFoundError
 from . import llm_adapter
 from .client import ModelClient
 
@@ -72,9 +72,10 @@ class ModelProviders:
         if found is None:
             raise ModelNotFoundError(model_id, self.names, llm_installed=self._llm_asked())
         if not isinstance(found, ModelClient):
-            raise TypeError(
+            raise EngineError(
                 f"a model provider returned {type(found).__name__} for {model_id!r}; "
-                "get_model_client must return a ModelClient or None"
+                "get_model_client must return a ModelClient or None: fix the provider, or "
+                f"uninstall it (providers asked: {', '.join(self.names) or 'none'})"
             )
         with self._lock:
             self._clients[model_id] = found

@@ -66,14 +66,28 @@ class Decision(enum.StrEnum):
     HANDOFF = "handoff"
 
 
+def _setting(value: object, attribute: Any, positive: bool) -> None:
+    """Refuse a setting that is not a number, or out of range, naming it (`ValidationError`)."""
+    wanted = "a number > 0" if positive else "a number >= 0"
+    if attribute.type in ("int", int):
+        wanted = "a whole number > 0" if positive else "a whole number >= 0"
+        number = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not (value > 0 if positive else value >= 0):  # type: ignore[operator]
+        raise ValidationError(
+            f"EngineSettings.{attribute.name}",
+            f"must be {wanted}, got {value!r}",
+            outcome="no EngineSettings was made",
+        )
+
+
 def _positive(_: object, attribute: Any, value: float) -> None:
-    if isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+    _setting(value, attribute, positive=True)
 
 
 def _not_negative(_: object, attribute: Any, value: float) -> None:
-    if isinstance(value, bool) or not value >= 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+    _setting(value, attribute, positive=False)
 
 
 @frozen
@@ -423,9 +437,12 @@ class _Run:
                         ) from exc
                 else:
                     if not isinstance(response, ModelResponse):
-                        raise TypeError(
+                        # The client is wrong, not the model: a setup failure, like a bad key.
+                        self.tracing.failed(span, "EngineError")
+                        raise EngineError(
                             f"{type(client).__name__}.complete() returned "
-                            f"{type(response).__name__}, expected a ModelResponse"
+                            f"{type(response).__name__}, expected a ModelResponse; fix the "
+                            f"client that serves model {request.model!r}"
                         )
                     self.tracing.model_answered(span, response)
                     self.usage += response.usage

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..engine.client import ModelRequest, ModelResponse, Usage
+from ..errors import EngineError
 
 __all__ = ["ScriptedModel"]
 
@@ -41,16 +42,18 @@ class ScriptedModel:
     def answering(cls, *answers: Any, usage: Usage | None = None) -> ScriptedModel:
         """A model that plays `answers` in order, one per call, each with `usage`.
 
-        Running out of answers raises `RuntimeError`, naming the request it could not
-        answer, so a test never passes on an answer it did not write.
+        Running out of answers raises `EngineError`, naming the request it could not
+        answer: the engine raises it as it does a wrong setup (it neither retries it nor
+        hands the customer off), so a test never passes on an answer it did not write.
         """
         queue = list(answers)
         each = usage if usage is not None else Usage(10, 5)
 
         def respond(request: ModelRequest) -> ModelResponse:
             if not queue:
-                raise RuntimeError(
-                    f"ScriptedModel ran out of answers; unexpected call to {request.model!r}"
+                raise EngineError(
+                    f"ScriptedModel ran out of answers; unexpected call to {request.model!r}: "
+                    "give answering() one answer per model call the test makes"
                 )
             answer = queue.pop(0)
             if isinstance(answer, BaseException):
