@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from frontdesk import InMemoryStorage, SessionManager, StorageBackend, StorageUnavailableError
+from frontdesk import (
+    InMemoryStorage,
+    SessionManager,
+    StorageBackend,
+    StorageUnavailableError,
+    ValidationError,
+)
 from frontdesk.storage import NewSession
 from frontdesk.testing import TEST_AGENT_ID, InstrumentedStorage
+from frontdesk.testing.instrumented import PRIMITIVES
 
 
 def new_session(conversation: str = "c") -> NewSession:
@@ -73,8 +80,62 @@ async def test_faults_wait_for_their_operation() -> None:
 
 def test_unknown_fault_modes_are_refused() -> None:
     wrapped = InstrumentedStorage(InMemoryStorage())
-    with pytest.raises(ValueError, match="lose_answer"):
+    with pytest.raises(ValueError, match="lose_answer") as caught:
         wrapped.fail_next(mode="explode")  # type: ignore[arg-type]
+    assert isinstance(caught.value, ValidationError)
+    assert caught.value.field == "mode"
+    assert wrapped.pending_faults == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "problem"),
+    [
+        ({"operation": "comit"}, "operation", "must be a storage primitive (create_session, "),
+        ({"operation": "aclose"}, "operation", "or None for any, got 'aclose'"),
+        ({"times": 0}, "times", "must be from 1 to"),
+        ({"times": "2"}, "times", "must be an integer"),
+    ],
+)
+def test_a_fault_that_could_never_fire_is_refused(
+    kwargs: dict[str, object], field: str, problem: str
+) -> None:
+    wrapped = InstrumentedStorage(InMemoryStorage())
+    with pytest.raises(ValidationError) as caught:
+        wrapped.fail_next(**kwargs)  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert problem in str(caught.value)
+    assert str(caught.value).endswith("; no fault was set.")
+    assert wrapped.pending_faults == 0
+
+
+def test_every_primitive_of_the_protocol_can_fail() -> None:
+    methods = {
+        name
+        for name in dir(StorageBackend)
+        if not name.startswith("_") and callable(getattr(StorageBackend, name))
+    }
+    assert set(PRIMITIVES) == methods - {"aclose"}
+
+
+def test_the_wrapped_storage_must_be_a_backend() -> None:
+    with pytest.raises(ValidationError, match="must be a storage backend to wrap") as caught:
+        InstrumentedStorage(object())  # type: ignore[arg-type]
+    assert caught.value.field == "inner"
+    assert "nothing was wrapped" in str(caught.value)
+
+
+@pytest.mark.parametrize("delay", [-0.01, "0.02", None, True, float("nan")])
+def test_a_delay_is_a_number_of_seconds(delay: object) -> None:
+    with pytest.raises(ValidationError, match="must be a number of seconds >= 0") as caught:
+        InstrumentedStorage(InMemoryStorage(), delay=delay)  # type: ignore[arg-type]
+    assert caught.value.field == "delay"
+
+    wrapped = InstrumentedStorage(InMemoryStorage(), delay=0.5)
+    with pytest.raises(ValidationError, match="the delay was not changed"):
+        wrapped.delay = delay  # type: ignore[assignment]
+    assert wrapped.delay == 0.5
+    wrapped.delay = 0
+    assert wrapped.delay == 0
 
 
 async def test_a_manager_over_it_hides_lost_answers(frontdesk_registry: object) -> None:

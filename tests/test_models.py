@@ -31,6 +31,38 @@ def test_state_from_partial_json_takes_defaults() -> None:
     assert SessionState.from_json({"templates_sent": ["a"]}).templates_sent == ("a",)
 
 
+@pytest.mark.parametrize(
+    ("document", "problems"),
+    [
+        (None, ["must be a mapping made by SessionState.to_json(), got NoneType"]),
+        (["a"], ["must be a mapping made by SessionState.to_json(), got list"]),
+        ({"captured_data": 3}, ["expected a mapping @ state.captured_data"]),
+        (
+            {"intents_seen": [{"intent": "x", "order": 1, "seen_at": "yesterday"}]},
+            ["expected datetime @ state.intents_seen[0].seen_at"],
+        ),
+        (
+            {"intents_seen": [{"intent": "x"}]},
+            [
+                "required field missing @ state.intents_seen[0].order",
+                "required field missing @ state.intents_seen[0].seen_at",
+            ],
+        ),
+        ({"templates_sent": [""]}, ["templates_sent[0] must be a non-empty string"]),
+    ],
+)
+def test_a_document_that_is_no_state_is_a_validation_error(
+    document: object, problems: list[str]
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        SessionState.from_json(document)  # type: ignore[arg-type]
+
+    assert caught.value.field == "state"
+    for problem in problems:
+        assert problem in caught.value.problem
+    assert str(caught.value).endswith("; no state was loaded.")
+
+
 def test_timestamps_are_normalised_to_utc() -> None:
     madrid = timezone(timedelta(hours=1))
     seen = IntentSeen("x", 1, datetime(2026, 1, 1, 11, 0, tzinfo=madrid))

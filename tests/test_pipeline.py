@@ -170,8 +170,11 @@ def test_runs_start_end_and_resume() -> None:
     assert run == RunState(3, NOW + timedelta(seconds=10), (7,))
     assert is_current(run, 3)
     assert not is_current(run, 2)
-    with pytest.raises(ValueError, match="pending"):
+    with pytest.raises(ValueError, match="pending") as caught:
         start_run(run, DoubleTexting.MERGE, 10, [], NOW)
+    assert isinstance(caught.value, ValidationError)
+    assert caught.value.field == "pending"
+    assert str(caught.value).endswith("; no run was started.")
     ended = end_run(run, DoubleTexting.MERGE, 10, [], NOW)
     assert ended == RunState(3)
     assert not is_current(ended, 3)

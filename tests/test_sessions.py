@@ -411,8 +411,13 @@ async def test_expected_version_by_position_is_deprecated_but_works(
     with pytest.warns(DeprecationWarning, match=f"expected_version to {method}\\(\\) by position"):
         done = await call(session.id, session.version)
     assert done.version == session.version + 1
-    with pytest.raises(TypeError, match="both by position and by keyword"):
+    with pytest.raises(ValidationError, match="both by position and by keyword") as caught:
         await call(session.id, done.version, expected_version=done.version)
-    with pytest.raises(TypeError, match="needs expected_version"):
+    assert caught.value.field == "expected_version"
+    with pytest.raises(ValidationError, match="needs expected_version") as caught:
         await call(session.id)
+    assert caught.value.field == "expected_version"
+    with pytest.raises(ValidationError, match="but got 3 positional arguments") as caught:
+        await call(session.id, done.version, "extra")
+    assert str(caught.value).endswith("; nothing was written.")
     assert (await frontdesk_manager.get_session(session.id)).version == done.version

@@ -14,6 +14,7 @@ from typing import Any
 
 import cattrs
 from attrs import field, frozen
+from cattrs.v import format_exception
 
 from .errors import ValidationError
 from .validation import (
@@ -182,8 +183,22 @@ class SessionState:
 
     @classmethod
     def from_json(cls, data: Mapping[str, JSON]) -> SessionState:
-        """Rebuild a state from `to_json()` output (missing keys take their defaults)."""
-        return _json.structure(data, cls)
+        """Rebuild a state from `to_json()` output (missing keys take their defaults).
+
+        A document that is not such output raises `ValidationError` (field `state`) listing
+        every problem, each with its path (`state.intents_seen[0].seen_at`).
+        """
+        if not isinstance(data, Mapping):
+            raise ValidationError(
+                "state",
+                f"must be a mapping made by SessionState.to_json(), got {type(data).__name__}",
+                outcome=_NOT_LOADED,
+            )
+        try:
+            return _json.structure(data, cls)
+        except cattrs.BaseValidationError as exc:
+            problems = cattrs.transform_error(exc, path="state", format_exception=_describe)
+            raise ValidationError("state", "; ".join(problems), outcome=_NOT_LOADED) from None
 
 
 @frozen
@@ -294,6 +309,16 @@ class TurnStats:
 
     count: int
     tokens_used: int
+
+
+_NOT_LOADED = "no state was loaded"
+
+
+def _describe(exc: BaseException, type_: type | None) -> str:
+    """One problem of a state document; a field's own check says which field, and why."""
+    if isinstance(exc, ValidationError):
+        return f"{exc.field} {exc.problem}"
+    return format_exception(exc, type_)
 
 
 def _make_json_converter() -> cattrs.Converter:

@@ -121,15 +121,24 @@ _NOT_GIVEN = _NotGiven.NOT_GIVEN
 def _keyword_version(
     method: str, positional: tuple[int, ...], expected_version: int | _NotGiven
 ) -> int:
-    """`expected_version` given by keyword, or (deprecated) as the one extra positional."""
+    """`expected_version` given by keyword, or (deprecated) as the one extra positional.
+
+    A misuse (too many positionals, the version twice or not at all) is a
+    `ValidationError` naming `expected_version`: nothing is written.
+    """
     if len(positional) > 1:
-        raise TypeError(
+        raise ValidationError(
+            "expected_version",
             f"{method}() takes the session id and keyword arguments, but got "
-            f"{len(positional) + 1} positional arguments"
+            f"{len(positional) + 1} positional arguments; write {method}(session_id, "
+            "expected_version=session.version, ...)",
         )
     if positional:
         if expected_version is not _NOT_GIVEN:
-            raise TypeError(f"{method}() got expected_version both by position and by keyword")
+            raise ValidationError(
+                "expected_version",
+                f"{method}() got it both by position and by keyword; pass it by keyword only",
+            )
         warnings.warn(
             f"passing expected_version to {method}() by position is deprecated and stops "
             f"working in the next release: write {method}(session_id, "
@@ -139,8 +148,10 @@ def _keyword_version(
         )
         return positional[0]
     if expected_version is _NOT_GIVEN:
-        raise TypeError(
-            f"{method}() needs expected_version=...: the version the change was decided on"
+        raise ValidationError(
+            "expected_version",
+            f"{method}() needs expected_version=...: the version of the session the change "
+            "was decided on (session.version)",
         )
     return expected_version
 

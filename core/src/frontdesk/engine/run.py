@@ -438,7 +438,6 @@ class _Run:
                 else:
                     if not isinstance(response, ModelResponse):
                         # The client is wrong, not the model: a setup failure, like a bad key.
-                        self.tracing.failed(span, "EngineError")
                         raise EngineError(
                             f"{type(client).__name__}.complete() returned "
                             f"{type(response).__name__}, expected a ModelResponse; fix the "

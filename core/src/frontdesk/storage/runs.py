@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from attrs import frozen
 
 from ..config import DoubleTexting
+from ..errors import ValidationError
 from ..models import Turn
 
 __all__ = [
@@ -89,10 +90,19 @@ def pick_inputs(policy: DoubleTexting, pending: Sequence[int]) -> tuple[int, ...
 def start_run(
     run: RunState, policy: DoubleTexting, timeout: float, pending: Sequence[int], now: datetime
 ) -> RunState:
-    """A new run over `pending` (never empty), token + 1, expiring `timeout` s from `now`."""
+    """A new run over `pending`, token + 1, expiring `timeout` s from `now`.
+
+    `pending` empty raises `ValidationError`: a run answers at least one message (`end_run`
+    starts one only when something is pending).
+    """
     inputs = pick_inputs(policy, pending)
     if not inputs:
-        raise ValueError("a run needs at least one pending message")
+        raise ValidationError(
+            "pending",
+            "must name at least one turn waiting for an answer: a run answers messages "
+            "(end_run starts a run only when one is pending)",
+            outcome="no run was started",
+        )
     return RunState(run.token + 1, now + timedelta(seconds=timeout), inputs)
 
 

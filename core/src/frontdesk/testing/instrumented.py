@@ -24,18 +24,50 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-from ..errors import StorageUnavailableError
+from ..errors import StorageUnavailableError, ValidationError
 from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
 from ..models import Session, SessionStatus, Turn, TurnStats
 from ..pipeline import Completion, Receipt, Run
 from ..storage.base import Commit, CommitResult, Delivery, NewSession, RunPolicy, StorageBackend
+from ..validation import check_int
 
-__all__ = ["FaultMode", "InstrumentedStorage"]
+__all__ = ["PRIMITIVES", "FaultMode", "InstrumentedStorage"]
 
 FaultMode = Literal["before_apply", "lose_answer"]
 T = TypeVar("T")
 
 _MODES = ("before_apply", "lose_answer")
+
+PRIMITIVES = (
+    "create_session",
+    "get_session",
+    "find_active_session",
+    "commit",
+    "list_turns",
+    "turn_stats",
+    "list_sessions",
+    "delete_session",
+    "purge_sessions",
+    "erase_contact",
+    "migrate_session",
+    "receive",
+    "complete",
+    "extend_run",
+    "resume_abandoned",
+)
+"""The storage primitives the wrapper counts, times and can make fail, by name."""
+
+_NO_FAULT = "no fault was set"
+
+
+def _check_delay(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValidationError(
+            "delay",
+            f"must be a number of seconds >= 0 (0 for none), got {value!r}",
+            outcome="the delay was not changed",
+        )
+    return float(value)
 
 
 class InstrumentedStorage:
@@ -44,14 +76,22 @@ class InstrumentedStorage:
     - `calls`: how many times each primitive was called (by name); `total`: all of them.
     - `durations`: seconds each call took, by name (including `delay`).
     - `delay`: seconds slept before each call (simulated network latency); settable.
+    A bad argument (`inner` that is no backend, a negative `delay`) raises `ValidationError`.
     - `fail_next(operation, mode=...)`: inject a fault into the next matching call.
     Methods the wrapper does not know (a backend's extras) are forwarded uncounted.
     """
 
     def __init__(self, inner: StorageBackend, *, delay: float = 0.0) -> None:
+        if not isinstance(inner, StorageBackend):
+            raise ValidationError(
+                "inner",
+                "must be a storage backend to wrap (InMemoryStorage(), await "
+                f"open_storage(...)), got {type(inner).__name__}",
+                outcome="nothing was wrapped",
+            )
         self.inner = inner
         self.capabilities: frozenset[str] = inner.capabilities
-        self.delay = delay
+        self._delay = _check_delay(delay)
         self.calls: Counter[str] = Counter()
         self.durations: dict[str, list[float]] = {}
         self.faults_injected = 0
@@ -62,6 +102,15 @@ class InstrumentedStorage:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    @property
+    def delay(self) -> float:
+        """Seconds slept before each call; a number >= 0 (`ValidationError` otherwise)."""
+        return self._delay
+
+    @delay.setter
+    def delay(self, value: float) -> None:
+        self._delay = _check_delay(value)
 
     @property
     def total(self) -> int:
@@ -78,11 +127,23 @@ class InstrumentedStorage:
     ) -> None:
         """Make the next `times` calls of `operation` (any primitive when None) fail.
 
-        `mode` is "before_apply" (nothing reaches storage) or "lose_answer" (storage
-        applies the call, then the answer is lost).
+        `operation` is one of `PRIMITIVES` (a misspelt name would never fail: it is
+        refused); `mode` is "before_apply" (nothing reaches storage) or "lose_answer"
+        (storage applies the call, then the answer is lost). A bad argument raises
+        `ValidationError` and sets no fault.
         """
+        if operation is not None and operation not in PRIMITIVES:
+            raise ValidationError(
+                "operation",
+                f"must be a storage primitive ({', '.join(PRIMITIVES)}) or None for any, "
+                f"got {operation!r}",
+                outcome=_NO_FAULT,
+            )
         if mode not in _MODES:
-            raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
+            raise ValidationError(
+                "mode", f"must be one of {', '.join(_MODES)}, got {mode!r}", outcome=_NO_FAULT
+            )
+        check_int("times", times, minimum=1, outcome=_NO_FAULT)
         self._faults.extend([(operation, mode)] * times)
 
     def clear_faults(self) -> None:
