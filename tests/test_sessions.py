@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -421,3 +423,58 @@ async def test_expected_version_by_position_is_deprecated_but_works(
         await call(session.id, done.version, "extra")
     assert str(caught.value).endswith("; nothing was written.")
     assert (await frontdesk_manager.get_session(session.id)).version == done.version
+
+
+# -- what a refused call says it did not do ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda m: m.get_session(""), id="get_session"),
+        pytest.param(lambda m: m.get_state("a\x00b"), id="get_state"),
+        pytest.param(lambda m: m.get_session_by_conversation("c", ""), id="by_conversation"),
+        pytest.param(lambda m: m.get_turns("s", limit=-1), id="get_turns"),
+        pytest.param(lambda m: m.get_turn_count(7), id="get_turn_count"),
+        pytest.param(lambda m: m.get_total_tokens_used(None), id="get_total_tokens_used"),
+    ],
+)
+async def test_a_refused_read_says_nothing_was_read(
+    frontdesk_manager: SessionManager, call: Callable[[SessionManager], Any]
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        await call(frontdesk_manager)
+    assert str(caught.value).endswith("; nothing was read.")
+    assert "written" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"agent_id": ""}, "agent_id"),
+        ({"status": "sleeping"}, "status"),
+        ({"mode": 3}, "mode"),
+        ({"contact_id": "a\x00"}, "contact_id"),
+        ({"conversation_id": " "}, "conversation_id"),
+        ({"updated_after": datetime(2026, 1, 1)}, "updated_after"),
+        ({"updated_before": "yesterday"}, "updated_before"),
+        ({"limit": 0}, "limit"),
+    ],
+)
+async def test_a_refused_listing_says_nothing_was_listed(
+    frontdesk_manager: SessionManager, filters: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        await frontdesk_manager.list_sessions(**filters)
+    assert caught.value.field == field
+    assert str(caught.value).endswith("; nothing was listed.")
+    assert "written" not in str(caught.value)
+
+
+async def test_a_refused_write_still_says_nothing_was_written(
+    frontdesk_manager: SessionManager, session: Session
+) -> None:
+    with pytest.raises(ValidationError, match=r"; nothing was written\.$"):
+        await frontdesk_manager.add_turn(session.id, role="user", content="a\x00")
+    with pytest.raises(ValidationError, match=r"; nothing was written\.$"):
+        await frontdesk_manager.delete_session("")

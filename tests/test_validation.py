@@ -18,6 +18,9 @@ from frontdesk import (
     ValidationError,
 )
 from frontdesk.validation import (
+    LISTED,
+    READ,
+    WRITTEN,
     check_choice,
     check_datetime,
     check_fraction,
@@ -25,6 +28,8 @@ from frontdesk.validation import (
     check_int,
     check_json,
     check_json_object,
+    check_optional_id,
+    check_optional_int,
     check_text,
     check_text_map,
 )
@@ -46,6 +51,43 @@ def test_validation_error_is_a_frontdesk_error_and_a_value_error() -> None:
         "invalid turn_number: must be an integer, got str '1' (the limit is 1..5); "
         "nothing was written."
     )
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        pytest.param(lambda outcome: check_id("session_id", "", outcome=outcome), id="id"),
+        pytest.param(lambda outcome: check_id("session_id", "a\x00", outcome=outcome), id="nul"),
+        pytest.param(lambda outcome: check_optional_id("mode", 3, outcome=outcome), id="opt-id"),
+        pytest.param(
+            lambda outcome: check_text("q", "x" * 9, max_length=3, outcome=outcome), id="text"
+        ),
+        pytest.param(lambda outcome: check_int("limit", 0, minimum=1, outcome=outcome), id="int"),
+        pytest.param(
+            lambda outcome: check_optional_int("limit", "1", minimum=0, outcome=outcome),
+            id="opt-int",
+        ),
+        pytest.param(
+            lambda outcome: check_datetime("updated_after", datetime(2026, 1, 1), outcome=outcome),
+            id="datetime",
+        ),
+        pytest.param(
+            lambda outcome: check_choice("role", "robot", Role, outcome=outcome), id="choice"
+        ),
+    ],
+)
+@pytest.mark.parametrize("outcome", [READ, LISTED, WRITTEN])
+def test_a_refusal_ends_with_what_the_call_did_not_do(check: Any, outcome: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        check(outcome)
+    assert str(caught.value).endswith(f"; {outcome}.")
+    assert caught.value.outcome == outcome
+    assert WRITTEN not in str(caught.value) or outcome == WRITTEN
+
+
+def test_writes_are_the_default_outcome() -> None:
+    with pytest.raises(ValidationError, match=r"; nothing was written\.$"):
+        check_id("session_id", "")
 
 
 @pytest.mark.parametrize(
