@@ -42,6 +42,34 @@ async def test_manager_fixture(
 
 
 @pytest.mark.parametrize("missing", ["pytest", "pytest_asyncio"])
+def test_importing_the_contract_suite_directly_says_what_to_install(missing: str) -> None:
+    # `import frontdesk.testing.contract` (not the lazy name in `frontdesk.testing`) in a
+    # process where `missing` cannot be imported: one ImportError naming the extra.
+    probe = f"""\
+import sys
+sys.modules[{missing!r}] = None  # makes `import {missing}` raise ModuleNotFoundError
+try:
+    import frontdesk.testing.contract
+except ImportError as exc:
+    print(type(exc).__name__, exc.name)
+    print(exc)
+"""
+    done = subprocess.run(  # noqa: S603 - this Python, fixed code
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"ModuleNotFoundError {missing}",
+        f"frontdesk's storage contract suite needs {missing.replace('_', '-')}, which is not "
+        "installed: pip install 'frontdesk[testing]'",
+    ]
+
+
+@pytest.mark.parametrize("missing", ["pytest", "pytest_asyncio"])
 def test_testing_helpers_import_without_pytest(missing: str) -> None:
     # In a process where `missing` cannot be imported, as in an application's environment
     # without the testing extra (the packaging tests check a real one).

@@ -66,17 +66,27 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _missing_requirement(exc: ImportError) -> ModuleNotFoundError:
+    """The error for a contract suite that cannot import `exc.name`: what to install, in one line.
+
+    Raised both here and by `frontdesk.testing.contract` imported directly.
+    """
+    module = exc.name or "pytest-asyncio"
+    package = module.split(".")[0].replace("_", "-")
+    return ModuleNotFoundError(
+        f"frontdesk's storage contract suite needs {package}, which is not installed: "
+        "pip install 'frontdesk[testing]'",
+        name=exc.name,
+    )
+
+
 def _import_contract() -> ModuleType:
     """Import the contract suite, or say in one line what to install to get it."""
     for requirement in _CONTRACT_NEEDS:
         try:
             importlib.import_module(requirement)
-        except ModuleNotFoundError as exc:
-            raise ModuleNotFoundError(
-                f"frontdesk's storage contract suite needs {requirement.replace('_', '-')}, "
-                "which is not installed: pip install 'frontdesk[testing]'",
-                name=exc.name,
-            ) from exc
+        except ImportError as exc:
+            raise _missing_requirement(exc) from exc
     import pytest
 
     # Before the first import of the suite, so that pytest rewrites its asserts into

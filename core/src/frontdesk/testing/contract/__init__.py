@@ -15,7 +15,13 @@ The clauses live in one module per concern (`sessions`, `versions`, `state`, `tu
 
 from __future__ import annotations
 
-import pytest
+try:
+    import pytest
+    import pytest_asyncio  # noqa: F401 - the suite's fixtures are pytest-asyncio's (._base)
+except ImportError as _exc:  # say what to install, not only what is missing
+    from .. import _missing_requirement
+
+    raise _missing_requirement(_exc) from _exc
 
 from ._base import ContractBase, requires
 from .bad_input import BadInputContract
