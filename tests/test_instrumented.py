@@ -124,7 +124,7 @@ def test_the_wrapped_storage_must_be_a_backend() -> None:
     assert "nothing was wrapped" in str(caught.value)
 
 
-@pytest.mark.parametrize("delay", [-0.01, "0.02", None, True, float("nan")])
+@pytest.mark.parametrize("delay", [-0.01, "0.02", None, True, float("nan"), float("inf")])
 def test_a_delay_is_a_number_of_seconds(delay: object) -> None:
     with pytest.raises(ValidationError, match="must be a number of seconds >= 0") as caught:
         InstrumentedStorage(InMemoryStorage(), delay=delay)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from frontdesk import (
     SessionManager,
     StorageError,
     StorageUnavailableError,
+    ValidationError,
     open_storage,
 )
 from frontdesk.storage import Commit, StorageBackend
@@ -85,6 +86,35 @@ async def test_each_operation_is_one_statement(manager: SessionManager) -> None:
         await manager.add_intent_seen(session.id, "greeting")
     assert len(calls) == 4
     assert all(call.startswith("select public.frontdesk_") for call in calls)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "problem"),
+    [
+        ({"min_size": -1}, "min_size", "must be from 0 to 10000, got -1"),
+        ({"min_size": 5, "max_size": 2}, "max_size", "must be from 5 to 10000, got 2"),
+        ({"min_size": 0, "max_size": 0}, "max_size", "must be from 1 to 10000, got 0"),
+        ({"pool_timeout": 0}, "pool_timeout", "must be a number of seconds > 0, got 0"),
+        ({"statement_timeout": "30"}, "statement_timeout", "must be a number of seconds > 0"),
+    ],
+)
+async def test_a_bad_argument_is_refused_before_connecting(
+    kwargs: dict[str, object], field: str, problem: str
+) -> None:
+    # Port 9 (discard) accepts no PostgreSQL: reaching it would be a StorageUnavailableError.
+    with pytest.raises(ValidationError) as caught:
+        await PostgresStorage.connect("postgresql://nobody@127.0.0.1:9/none", **kwargs)  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert problem in str(caught.value)
+    assert str(caught.value).endswith("; no storage was opened.")
+
+
+def test_the_constructor_takes_a_pool() -> None:
+    with pytest.raises(
+        ValidationError, match=r"must be a psycopg_pool\.AsyncConnectionPool"
+    ) as caught:
+        PostgresStorage("postgresql://nobody@127.0.0.1:9/none")  # type: ignore[arg-type]
+    assert caught.value.field == "pool"
 
 
 async def test_a_database_that_is_down_fails_in_one_line_and_in_bounded_time() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from frontdesk import SessionManager, StorageError, open_storage
+from frontdesk import SessionManager, StorageError, ValidationError, open_storage
 from frontdesk.storage import Capability, Commit, NewSession, StorageBackend
 from frontdesk.storage.sqlite import PATH_ENV, SQLiteStorage
 from frontdesk.testing import TEST_AGENT_ID, StorageContractTests
@@ -308,3 +308,25 @@ async def test_a_manager_over_sqlite(storage: SQLiteStorage) -> None:
     )
     await manager.add_turn(session.id, role="user", content="hola", tokens_used=3)
     assert await manager.get_total_tokens_used(session.id) == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "problem"),
+    [
+        ({"path": 3}, "path", "must be a file path (str or Path), got int"),
+        ({"timeout": -1}, "timeout", "must be a number of seconds >= 0, got -1"),
+        ({"timeout": "5"}, "timeout", "must be a number of seconds >= 0, got '5'"),
+        ({"threads": 0}, "threads", "must be from 1 to 256, got 0"),
+        ({"threads": 2.0}, "threads", "must be an integer, got float 2.0"),
+    ],
+)
+def test_a_bad_argument_is_refused_before_any_file_is_made(
+    tmp_path: Path, kwargs: dict[str, object], field: str, problem: str
+) -> None:
+    arguments: dict[str, object] = {"path": tmp_path / "x.db", **kwargs}
+    with pytest.raises(ValidationError) as caught:
+        SQLiteStorage(**arguments)  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert problem in str(caught.value)
+    assert str(caught.value).endswith("; no storage was opened.")
+    assert list(tmp_path.iterdir()) == []

@@ -65,6 +65,7 @@ __all__ = [
     "check_json_object",
     "check_optional_id",
     "check_optional_int",
+    "check_seconds",
     "check_text",
     "check_text_map",
 ]
@@ -189,6 +190,25 @@ def check_fraction(field: str, value: object) -> float | None:
         raise ValidationError(field, f"must be a number from 0 to 1, got {_describe(value)}")
     if not (math.isfinite(value) and 0 <= value <= 1):
         raise ValidationError(field, f"must be from 0 to 1, got {value!r}", limit="0..1")
+    return float(value)
+
+
+def check_seconds(
+    field: str, value: object, *, positive: bool = True, outcome: str = WRITTEN
+) -> float:
+    """A finite number of seconds, > 0 (or >= 0 with `positive=False`), returned as a float."""
+    wanted = "> 0" if positive else ">= 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not (value > 0 if positive else value >= 0)
+    ):
+        raise ValidationError(
+            field,
+            f"must be a number of seconds {wanted}, got {_short.repr(value)}",
+            outcome=outcome,
+        )
     return float(value)
 
 

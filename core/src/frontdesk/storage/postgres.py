@@ -30,7 +30,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from ..errors import StorageError, StorageUnavailableError
+from ..errors import StorageError, StorageUnavailableError, ValidationError
+from ..validation import check_int, check_seconds
 from ._functions import SQLFunctionStorage
 from ._pgjson import (
     raised_error,
@@ -175,12 +176,20 @@ _SIGNATURES: dict[str, dict[str, str]] = {
 
 _READ_ATTEMPTS = 3
 
+_NOT_OPENED = "no storage was opened"
+
+
+def _check_timeouts(pool_timeout: object, statement_timeout: object) -> None:
+    check_seconds("pool_timeout", pool_timeout, outcome=_NOT_OPENED)
+    check_seconds("statement_timeout", statement_timeout, outcome=_NOT_OPENED)
+
 
 class PostgresStorage(SQLFunctionStorage):
     """The `StorageBackend` for PostgreSQL, over a `psycopg_pool.AsyncConnectionPool`.
 
     Make one per process with `connect()` or `from_env()` and reuse it. A pool passed to
-    the constructor must make autocommit connections; it stays yours to close.
+    the constructor must make autocommit connections; it stays yours to close. A bad
+    argument raises `ValidationError` naming it, before any connection is made.
     """
 
     capabilities: frozenset[str] = frozenset()
@@ -193,6 +202,14 @@ class PostgresStorage(SQLFunctionStorage):
         statement_timeout: float = 30.0,
         owns_pool: bool = False,
     ) -> None:
+        if not isinstance(pool, AsyncConnectionPool):
+            raise ValidationError(
+                "pool",
+                "must be a psycopg_pool.AsyncConnectionPool (or open one with "
+                f"await PostgresStorage.connect(dsn)), got {type(pool).__name__}",
+                outcome=_NOT_OPENED,
+            )
+        _check_timeouts(pool_timeout, statement_timeout)
         self.pool = pool
         self._pool_timeout = pool_timeout
         self._statement_timeout = statement_timeout
@@ -222,6 +239,11 @@ class PostgresStorage(SQLFunctionStorage):
         transaction-mode pgbouncer). A database that cannot be reached raises
         `StorageUnavailableError` naming it, within `pool_timeout`.
         """
+        check_int("min_size", min_size, minimum=0, maximum=10_000, outcome=_NOT_OPENED)
+        check_int(
+            "max_size", max_size, minimum=max(1, min_size), maximum=10_000, outcome=_NOT_OPENED
+        )
+        _check_timeouts(pool_timeout, statement_timeout)
         kwargs: dict[str, Any] = {
             "autocommit": True,
             "connect_timeout": max(int(pool_timeout), 1),

@@ -41,6 +41,7 @@ from ..errors import (
     SessionNotFoundError,
     StorageError,
     StorageUnavailableError,
+    ValidationError,
     VersionConflictError,
 )
 from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSummary
@@ -55,6 +56,7 @@ from ..models import (
     TurnStats,
 )
 from ..pipeline import Completion, Receipt, Run
+from ..validation import check_int, check_seconds
 from ._pgjson import (
     commit_result_from_json,
     completion_from_json,
@@ -187,6 +189,9 @@ _TURN_COLUMNS = (
 T = TypeVar("T")
 
 
+_NOT_OPENED = "no storage was opened"
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -201,6 +206,7 @@ class SQLiteStorage:
     database, and an empty file or one holding only other tables is refused unchanged
     instead of receiving frontdesk's tables. A file with another program's schema version
     (`pragma user_version`) and no frontdesk tables is refused either way.
+    A bad argument raises `ValidationError` naming it, before any file is touched.
     """
 
     capabilities: frozenset[str] = frozenset({Capability.THREADS})
@@ -214,6 +220,14 @@ class SQLiteStorage:
         clock: Callable[[], datetime] = _now,
         create: bool = True,
     ) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise ValidationError(
+                "path",
+                f"must be a file path (str or Path), got {type(path).__name__}",
+                outcome=_NOT_OPENED,
+            )
+        check_seconds("timeout", timeout, positive=False, outcome=_NOT_OPENED)
+        check_int("threads", threads, minimum=1, maximum=256, outcome=_NOT_OPENED)
         self.path = Path(path)
         self._create = create
         self._timeout = timeout

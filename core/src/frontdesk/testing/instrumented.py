@@ -29,7 +29,7 @@ from ..lifecycle import ErasureReport, SessionMigration, SessionQuery, SessionSu
 from ..models import Session, SessionStatus, Turn, TurnStats
 from ..pipeline import Completion, Receipt, Run
 from ..storage.base import Commit, CommitResult, Delivery, NewSession, RunPolicy, StorageBackend
-from ..validation import check_int
+from ..validation import check_int, check_seconds
 
 __all__ = ["PRIMITIVES", "FaultMode", "InstrumentedStorage"]
 
@@ -60,14 +60,8 @@ PRIMITIVES = (
 _NO_FAULT = "no fault was set"
 
 
-def _check_delay(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValidationError(
-            "delay",
-            f"must be a number of seconds >= 0 (0 for none), got {value!r}",
-            outcome="the delay was not changed",
-        )
-    return float(value)
+def _check_delay(value: object, outcome: str) -> float:
+    return check_seconds("delay", value, positive=False, outcome=outcome)
 
 
 class InstrumentedStorage:
@@ -91,7 +85,7 @@ class InstrumentedStorage:
             )
         self.inner = inner
         self.capabilities: frozenset[str] = inner.capabilities
-        self._delay = _check_delay(delay)
+        self._delay = _check_delay(delay, "nothing was wrapped")
         self.calls: Counter[str] = Counter()
         self.durations: dict[str, list[float]] = {}
         self.faults_injected = 0
@@ -110,7 +104,7 @@ class InstrumentedStorage:
 
     @delay.setter
     def delay(self, value: float) -> None:
-        self._delay = _check_delay(value)
+        self._delay = _check_delay(value, "the delay was not changed")
 
     @property
     def total(self) -> int:
