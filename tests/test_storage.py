@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from frontdesk import InMemoryStorage, StorageError, StorageNotFoundError, open_storage
+from frontdesk import (
+    InMemoryStorage,
+    StorageError,
+    StorageNotFoundError,
+    ValidationError,
+    open_storage,
+)
 from frontdesk.storage import available_storage, installable_storage
 
 from .conftest import DistributionMaker
@@ -35,6 +41,14 @@ async def test_argument_wins_over_environment(monkeypatch: pytest.MonkeyPatch) -
 async def test_options_are_passed_on() -> None:
     storage = await open_storage("memory", clock=lambda: pytest.fail("not called yet"))
     assert isinstance(storage, InMemoryStorage)
+
+
+async def test_an_option_the_backend_does_not_take_is_refused_naming_its_options() -> None:
+    with pytest.raises(ValidationError) as caught:
+        await open_storage("memory", clok=None)
+    assert caught.value.field == "options"
+    assert "unexpected keyword argument 'clok'" in str(caught.value)
+    assert "it takes clock; no storage was opened." in str(caught.value)
 
 
 @pytest.mark.parametrize("name", ["", " memory", "memory\n"], ids=["empty", "leading", "trailing"])

@@ -13,10 +13,11 @@ from __future__ import annotations
 import inspect
 import os
 import re
+from collections.abc import Mapping
 from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, version
 from typing import Any
 
-from ..errors import StorageError, StorageNotFoundError
+from ..errors import StorageError, StorageNotFoundError, ValidationError
 from ..lifecycle import ErasureReport, ListPosition, SessionMigration, SessionQuery, SessionSummary
 from .base import (
     AppendIntent,
@@ -113,6 +114,28 @@ def _install_hint(ep: EntryPoint) -> str | None:
     return None
 
 
+def _check_options(name: str, factory: Any, options: Mapping[str, Any]) -> None:
+    """Refuse options the backend's factory does not take, naming the ones it does."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to check against: the factory decides
+        return
+    try:
+        signature.bind(**options)
+    except TypeError as exc:
+        taken = [
+            p.name
+            for p in signature.parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        raise ValidationError(
+            "options",
+            f"storage backend {name!r} refused them ({exc}); it takes "
+            f"{', '.join(taken) or 'no options'}",
+            outcome="no storage was opened",
+        ) from None
+
+
 async def open_storage(name: str | None = None, **options: Any) -> StorageBackend:
     """Open the storage backend called `name` (default: $FRONTDESK_STORAGE, else memory).
 
@@ -138,6 +161,7 @@ async def open_storage(name: str | None = None, **options: Any) -> StorageBacken
             f"storage backend {chosen!r} cannot be loaded ({exc}); install what it needs, "
             f"e.g. pip install '{dist}[{chosen}]'"
         ) from exc
+    _check_options(chosen, factory, options)
     backend = factory(**options)
     if inspect.isawaitable(backend):
         backend = await backend
