@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from frontdesk import AgentRegistry, Session, SessionManager
+from frontdesk import AgentRegistry, Session, SessionManager, ValidationError
 from frontdesk.cli import create_cli
 from frontdesk.cli.sessions import parse_duration
 from frontdesk.registry import use_default_registry
@@ -331,6 +331,23 @@ def test_a_workspace_is_required(database: Path, monkeypatch: pytest.MonkeyPatch
 )
 def test_parse_duration(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("30", "'30' is not a duration: use a number and s, m, h, d or w (30d)"),
+        ("3x", "'3x' is not a duration"),
+        ("99999999999999999999w", "is too long: at most"),
+        ("40000d", "'40000d' is too long: at most 36500d"),
+    ],
+)
+def test_parse_duration_refuses_with_a_validation_error(text: str, problem: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_duration(text)
+    assert caught.value.field == "duration"
+    assert problem in caught.value.problem
+    assert isinstance(caught.value, ValueError)
 
 
 # -- the demo cleans up after itself ---------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ..errors import ValidationError
 from ..models import SessionStatus
 from ._errors import one_line_errors
 from ._output import count
@@ -26,6 +27,7 @@ T = TypeVar("T")
 
 WORKSPACE_ENV = "FRONTDESK_WORKSPACE"
 
+_NOT_PARSED = "no duration was read from it"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -36,24 +38,33 @@ MEMORY_NOTE = (
 
 
 def parse_duration(text: str) -> timedelta:
-    """`30d`, `12h`, `90m`, `45s` or `2w` as a timedelta; `ValueError` otherwise.
+    """`30d`, `12h`, `90m`, `45s` or `2w` as a timedelta; `ValidationError` otherwise.
 
     >>> parse_duration("30d")
     datetime.timedelta(days=30)
     """
     from ..sessions import MAX_INACTIVE_FOR
 
-    match = _DURATION.match(text)
+    match = _DURATION.match(text) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(f"{text!r} is not a duration: use a number and s, m, h, d or w (30d)")
-    too_long = f"{text.strip()!r} is too long: at most {MAX_INACTIVE_FOR.days}d"
+        raise ValidationError(
+            "duration",
+            f"{text!r} is not a duration: use a number and s, m, h, d or w (30d)",
+            outcome=_NOT_PARSED,
+        )
+    too_long = ValidationError(
+        "duration",
+        f"{text.strip()!r} is too long: at most {MAX_INACTIVE_FOR.days}d",
+        limit=f"{MAX_INACTIVE_FOR.days}d",
+        outcome=_NOT_PARSED,
+    )
     try:
         value = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     except OverflowError:
         # Beyond timedelta's own range (about 2.7 million years).
-        raise ValueError(too_long) from None
+        raise too_long from None
     if value > MAX_INACTIVE_FOR:
-        raise ValueError(too_long)
+        raise too_long
     return value
 
 
@@ -67,8 +78,8 @@ class _Duration(click.ParamType[timedelta]):
             return value
         try:
             duration = parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+        except ValidationError as exc:
+            self.fail(exc.problem, param, ctx)
         if duration <= timedelta(0):
             self.fail(
                 f"{str(value).strip()!r} is no time at all: give a duration longer than zero "
