@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
-from supabase import AsyncClientOptions, acreate_client
+from supabase import AsyncClientOptions, acreate_client, create_client
 
 from frontdesk import (
     AgentRegistry,
@@ -28,6 +28,7 @@ from frontdesk import (
     SessionNotFoundError,
     StorageError,
     StorageUnavailableError,
+    ValidationError,
     open_storage,
 )
 from frontdesk.storage import Commit
@@ -550,6 +551,24 @@ async def test_a_malformed_url_is_refused_before_connecting(
     monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "k")
     with pytest.raises(StorageError, match=r"^SUPABASE_URL is not a valid URL"):
         await open_storage("supabase")
+
+
+async def test_a_client_that_is_not_an_async_client_is_refused() -> None:
+    client = create_client("https://example.supabase.co", "k")  # the sync client
+    with pytest.raises(ValidationError, match="must be supabase-py's AsyncClient") as caught:
+        SupabaseStorage(client)  # type: ignore[arg-type]
+    assert caught.value.field == "client"
+
+
+@pytest.mark.parametrize("seconds", [0, -1, "10"])
+async def test_a_request_timeout_is_a_number_of_seconds(seconds: object) -> None:
+    with pytest.raises(ValidationError, match="must be a number of seconds > 0") as caught:
+        await SupabaseStorage.from_env(
+            url="https://example.supabase.co",
+            key="k",
+            request_timeout=seconds,  # type: ignore[arg-type]
+        )
+    assert caught.value.field == "request_timeout"
 
 
 async def test_a_client_with_a_url_that_cannot_work_is_refused() -> None:

@@ -57,7 +57,9 @@ from ..errors import (
     StorageAccessDeniedError,
     StorageError,
     StorageUnavailableError,
+    ValidationError,
 )
+from ..validation import check_seconds
 from ._functions import SQLFunctionStorage
 from ._pgjson import (
     raised_error,
@@ -82,6 +84,13 @@ class SupabaseStorage(SQLFunctionStorage):
     def __init__(
         self, client: AsyncClient, *, http_client: httpx.AsyncClient | None = None
     ) -> None:
+        if not isinstance(client, AsyncClient):
+            raise ValidationError(
+                "client",
+                "must be supabase-py's AsyncClient (await supabase.acreate_client(url, key)), "
+                f"or use await SupabaseStorage.from_env(); got {type(client).__name__}",
+                outcome="no storage was opened",
+            )
         _check_url(str(client.supabase_url), "the client's supabase_url")
         self.client = client
         self._http_client = http_client
@@ -108,6 +117,7 @@ class SupabaseStorage(SQLFunctionStorage):
         key_source = "the key argument" if key else KEY_ENV
         url = url or os.environ.get(URL_ENV, "")
         key = key or os.environ.get(KEY_ENV, "")
+        check_seconds("request_timeout", request_timeout, outcome="no storage was opened")
         missing = [name for name, value in ((URL_ENV, url), (KEY_ENV, key)) if not value]
         if missing:
             raise StorageError(

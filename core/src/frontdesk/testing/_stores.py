@@ -132,7 +132,7 @@ async def fresh_store(
     elif kind == "postgres":
         from ..storage.postgres import PostgresStorage
 
-        assert template is not None
+        assert template is not None  # the plugin makes one whenever postgres is chosen
         with template.copy() as dsn:
             postgres = await PostgresStorage.connect(dsn, max_size=20)
             try:
