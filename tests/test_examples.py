@@ -111,6 +111,7 @@ def test_agent_package_installs_and_appears(tmp_path: Path) -> None:
     booked = run("-c", _BOOK_A_TABLE, env=env)
     assert booked.returncode == 0, booked.stderr
     assert booked.stdout.splitlines() == [
+        "decision: proceed booking",  # answered as scripted, not handed off
         "tools: book_table",
         "bookings: [{'reference': 'T001', 'kind': 'table', 'restaurant': 'Casa Lola', "
         "'time': '21:00', 'people': 2}]",
@@ -126,7 +127,7 @@ call = {"name": "book_table", "arguments": {"restaurant": "Casa Lola", "time": "
 model = ScriptedModel.answering(
     json.dumps({"intent": "table_booking", "confidence": 0.95, "fields": {}}),
     json.dumps({"reply": "Booking it", "next_mode": "booking", "tool_calls": [call]}),
-    json.dumps({"reply": "Booked: T001", "next_mode": "done", "tool_calls": []}),
+    json.dumps({"reply": "Booked: T001", "next_mode": "booking", "tool_calls": []}),
 )
 
 async def main():
@@ -135,6 +136,7 @@ async def main():
         agent_id="concierge", conversation_id="wa:1", contact_id="1", message_id="m1",
         content="a table for two at Casa Lola, 9pm",
     ))
+    print("decision:", outcome.decision, outcome.mode)
     print("tools:", ", ".join(call.name for call in outcome.tools_called))
     print("bookings:", outcome.session.state.data["bookings"])
 
