@@ -420,7 +420,7 @@ def test_an_interrupted_demo_cleans_up_and_exits_130(database: Path, keep: bool)
     if keep:
         assert _count(database) > 0
     else:
-        assert _count(database) == 0
+        assert _count(database) == 0, stderr
         with sqlite3.connect(database) as conn:
             assert conn.execute("select count(*) from agent_turns").fetchone() == (0,)
         conn.close()

@@ -514,10 +514,13 @@ async def _run_workers(
             if on_progress is not None:
                 on_progress(done, len(arrivals))
 
-    pool = [asyncio.create_task(worker()) for _ in range(workers)]
-    for _ in pool:
+    for _ in range(workers):
         queue.put_nowait(None)
-    await asyncio.gather(*pool)
+    # A task group, not gather: however this task is stopped (Ctrl-C cancels it), every
+    # worker has stopped before it returns, so no write starts after the clean-up.
+    async with asyncio.TaskGroup() as group:
+        for _ in range(workers):
+            group.create_task(worker())
 
 
 def _describe(exc: BaseException) -> str:
