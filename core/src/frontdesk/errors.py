@@ -27,7 +27,7 @@ trouble. Each error carries its context as attributes, and its message says what
         ├── InvalidTransitionError        .agent_id .current_mode .requested_mode .allowed .modes
         ├── AgentChangedError             .agent_id .mode .session_agent_version
         │                                 .installed_agent_version
-        ├── RunSupersededError            .token .current_token .completed
+        ├── RunSupersededError            .token .current_token .ended
         ├── ConversationBusyError         .conversation_id .agent_id
         └── ConflictError
             ├── VersionConflictError      .expected_version .current_version
@@ -455,8 +455,9 @@ class InvalidTransitionError(SessionError):
 class RunSupersededError(SessionError):
     """The run is no longer the conversation's current one: nothing was written.
 
-    Either this run already completed and no run started since (`completed` is True:
-    `extend` or a second `complete` with another idempotency key after `complete`), or a
+    Either this run has ended and no run started since (`ended` is True: it completed,
+    and this is `extend` or a second `complete` with another idempotency key after it; or
+    the session was handed off or closed while it ran, and the reply goes nowhere), or a
     later run, `current_token`, started after it: one that took the conversation over (a
     newer message under the `interrupt` policy, a `receive` or `resume_abandoned` after
     this run expired) or one that came after this run completed. Drop the work of this
@@ -466,12 +467,12 @@ class RunSupersededError(SessionError):
     def __init__(self, session_id: str, token: int, current_token: int | None = None) -> None:
         self.token = token
         self.current_token = current_token
-        self.completed = current_token == token
-        if self.completed:
+        self.ended = current_token == token
+        if self.ended:
             message = (
-                f"run {token} of session {session_id} already completed and no run holds "
-                "the session now; nothing was written. A run completes once: its reply was "
-                "recorded then."
+                f"run {token} of session {session_id} has ended (it completed, or the "
+                "session was handed off or closed while it ran) and no run holds the session "
+                "now; nothing was written. Drop this call: a run completes once."
             )
         elif current_token is not None:
             message = (

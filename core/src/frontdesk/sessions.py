@@ -326,6 +326,10 @@ class SessionManager:
 
         Returns the session and whether this call created it. Workers racing on the first
         message of a conversation all get the same session.
+
+        It does not look at hand-offs: on a conversation handed off to a person it creates
+        a new active session, which takes the conversation back. Inbound messages go
+        through `receive`, which keeps a handed-off conversation with its person.
         """
         new = self._new_session(
             agent_id, conversation_id, contact_id, initial_mode, initial_state, idempotency_key

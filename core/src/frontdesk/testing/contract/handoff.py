@@ -225,8 +225,10 @@ class HandoffContract(ContractBase):
         handed = await manager.handoff_session(
             receipt.session.id, expected_version=receipt.session.version
         )
-        with pytest.raises(RunSupersededError):
+        with pytest.raises(RunSupersededError) as caught:
             await manager.complete(receipt.run, reply(receipt.run))
+        assert caught.value.ended is True
+        assert "handed off or closed" in str(caught.value)
         assert await manager.get_session(receipt.session.id) == handed
         held = await manager.receive(message(MERGE, "¿hola?"))
         assert held.run is None

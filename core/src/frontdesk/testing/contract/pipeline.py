@@ -480,7 +480,7 @@ class PipelineContract(ContractBase):
             await manager.extend(first.run)
         error = caught.value
         assert (error.token, error.current_token) == (first.run.token, second.run.token)
-        assert error.completed is False
+        assert error.ended is False
         assert f"run {second.run.token} started after it" in str(error)
 
     async def test_a_completed_run_is_refused_as_completed_not_taken_over(
@@ -497,9 +497,9 @@ class PipelineContract(ContractBase):
             await manager.complete(run, reply(run), idempotency_key="another-key")
         for error in (extended.value, completed.value):
             assert (error.token, error.current_token) == (run.token, run.token)
-            assert error.completed is True
+            assert error.ended is True
             assert error.session_id == receipt.session.id
-            assert "already completed" in str(error)
+            assert "has ended" in str(error)
             assert "took" not in str(error)
 
     async def test_erasing_the_contact_removes_what_the_pipeline_stored(
