@@ -88,15 +88,24 @@ def test_resume_needs_a_workspace_and_a_real_store(installed: AgentRegistry) -> 
     assert "holds nothing between processes" in memory.stderr
 
 
-def test_resume_without_a_key_fails_in_one_line_and_hands_nothing_off(
+@pytest.fixture
+def crashed_without_key(
     installed: AgentRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[Path, str]:
+    """A SQLite store where a worker crashed mid-run, and no model API key anywhere."""
     path = tmp_path / "sessions.db"
     session_id = asyncio.run(_crash_mid_run(path, installed, ["hola"]))
     monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(path))
     monkeypatch.setenv("LLM_USER_PATH", str(tmp_path))
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+    return path, session_id
+
+
+def test_resume_without_a_key_fails_in_one_line_and_hands_nothing_off(
+    installed: AgentRegistry, crashed_without_key: tuple[Path, str]
+) -> None:
+    path, session_id = crashed_without_key
     result = run("runs", "resume", "--workspace", WORKSPACE, "--storage", "sqlite")
 
     assert result.exit_code == 1
@@ -130,15 +139,10 @@ def test_resume_refuses_an_empty_model(installed: AgentRegistry) -> None:
 
 
 def test_a_broken_setup_claims_nothing_so_a_fixed_one_answers_at_once(
-    installed: AgentRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    crashed_without_key: tuple[Path, str],
 ) -> None:
     """Without a key nothing is claimed: no conversation waits another runs.timeout."""
-    path = tmp_path / "sessions.db"
-    session_id = asyncio.run(_crash_mid_run(path, installed, ["hola"]))
-    monkeypatch.setenv("FRONTDESK_SQLITE_PATH", str(path))
-    monkeypatch.setenv("LLM_USER_PATH", str(tmp_path))
-    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
+    _, session_id = crashed_without_key
     args = ("runs", "resume", "--workspace", WORKSPACE, "--storage", "sqlite")
     broken = run(*args, "--model", "agent")
     unknown = run(*args, "--model", "no-such-model")
