@@ -72,8 +72,7 @@ def command() -> click.Command:
         with one_line_errors():
             agent = registry.get(agent_id)
             engine = _engine(registry, model_id)
-            engine.model_for(agent.intent_detector.model)
-            engine.model_for(agent.orchestrator.model)
+            engine.resolve_models(agent)
         out = console(highlight=False, soft_wrap=True)
         label = _label(model_id, agent.intent_detector.model, agent.orchestrator.model)
         out.print(f"[bold]{agent.name}[/bold] ({agent.id}) · model: {label}", markup=True)

@@ -121,13 +121,12 @@ def _check_models(engine: Engine, agents: Iterable[AgentConfig]) -> None:
     none of them.
     """
     for agent in agents:
-        for model_id in dict.fromkeys((agent.intent_detector.model, agent.orchestrator.model)):
-            try:
-                engine.model_for(model_id)
-            except EngineError as exc:
-                if isinstance(exc, ModelNotFoundError):
-                    exc = exc.with_offline_hint(OFFLINE_HINT)
-                raise click.ClickException(
-                    f"agent {agent.id!r} cannot run, so no conversation was claimed: "
-                    f"{one_line(str(exc))}"
-                ) from exc
+        try:
+            engine.resolve_models(agent)
+        except EngineError as exc:
+            if isinstance(exc, ModelNotFoundError):
+                exc = exc.with_offline_hint(OFFLINE_HINT)
+            raise click.ClickException(
+                f"agent {agent.id!r} cannot run, so no conversation was claimed: "
+                f"{one_line(str(exc))}"
+            ) from exc

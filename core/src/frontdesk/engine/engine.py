@@ -182,7 +182,7 @@ class Engine:
         """
         _check_message(message, "message", InboundMessage, "an InboundMessage")
         agent = self.manager.registry.get(message.agent_id)
-        self._resolve(agent)
+        self.resolve_models(agent)
         receipt = await self.manager.receive(message)
         return await self._answer(agent, receipt.run)
 
@@ -190,7 +190,7 @@ class Engine:
         """Answer `run` (one from `SessionManager.resume_abandoned`, say) and the runs after it."""
         _check_message(run, "run", Run, "a Run (from receive or resume_abandoned)")
         agent = self.manager.registry.get(run.session.agent_id)
-        self._resolve(agent)
+        self.resolve_models(agent)
         return await self._answer(agent, run)
 
     async def _answer(self, agent: AgentConfig, run: Run | None) -> list[RunOutcome]:
@@ -259,7 +259,12 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _resolve(self, agent: AgentConfig) -> Mapping[str, ModelClient]:
+    def resolve_models(self, agent: AgentConfig) -> Mapping[str, ModelClient]:
+        """The clients of `agent`'s intent detector and orchestrator models, by model id.
+
+        Raises what `model_for` raises (`ModelNotFoundError`, or an `EngineError` for a
+        setup problem such as a missing API key), before anything is recorded.
+        """
         return {
             model_id: self.model_for(model_id)
             for model_id in dict.fromkeys((agent.intent_detector.model, agent.orchestrator.model))
